@@ -1,0 +1,49 @@
+/* Per-sandbox cgroups: memory and pids limits as a second line behind the
+ * rlimits, and a kill switch that reaches every process of a sandbox even when
+ * the PID namespace is not there to do it.
+ *
+ * Memory and pids come from cgroup v1 controllers or from cgroup2 where it has
+ * them enabled; the kill switch is cgroup2's cgroup.kill, with a fallback that
+ * SIGKILLs every pid listed in the sandbox's groups. Parents named
+ * "codejail.<pid of the caller>" are made beside the caller's own cgroup in
+ * each hierarchy (so a container's delegated subtree is used); a hierarchy the
+ * caller cannot write is skipped, and the layer is unavailable when none is
+ * usable. All files are reached through directory fds opened at
+ * cj_cgroup_root_open(), so the caller may pivot its root afterwards. */
+#ifndef CODEJAIL_CGROUP_H
+#define CODEJAIL_CGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct cj_cgroup_root {
+    int memory_fd;  /* parent dir in a hierarchy with the memory controller, or -1 */
+    int pids_fd;    /* parent dir in a hierarchy with the pids controller, or -1 */
+    int unified_fd; /* parent dir in the cgroup2 hierarchy, or -1 */
+    bool memory_v2; /* memory_fd is in cgroup2 (memory.max) rather than v1 */
+    bool pids_v2;
+};
+
+/* Finds the hierarchies in /proc/self/mountinfo and /proc/self/cgroup and
+ * creates the parents. Returns 0 with every fd -1 when the host offers no
+ * usable cgroup (not an error: the layer is then unavailable). */
+int cj_cgroup_root_open(struct cj_cgroup_root *root, cj_error *err);
+bool cj_cgroup_root_usable(const struct cj_cgroup_root *root);
+/* Removes the parents (they must be empty) and closes the fds. */
+void cj_cgroup_root_close(struct cj_cgroup_root *root);
+
+/* Creates group `name` in each usable hierarchy, with memory limit
+ * memory_bytes and pids limit pids_max (0: leave that limit unset). */
+int cj_cgroup_create(const struct cj_cgroup_root *root, const char *name, uint64_t memory_bytes,
+                     uint64_t pids_max, cj_error *err);
+/* Moves pid into group `name` in each hierarchy where it was created. */
+int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid, cj_error *err);
+/* Kills every process in group `name` and waits (bounded) until it is empty. */
+int cj_cgroup_kill(const struct cj_cgroup_root *root, const char *name, cj_error *err);
+/* Removes group `name` from each hierarchy (after cj_cgroup_kill). */
+int cj_cgroup_destroy(const struct cj_cgroup_root *root, const char *name, cj_error *err);
+
+#endif
