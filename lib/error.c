@@ -32,12 +32,19 @@ int cj_fail_errno(cj_error *err, const char *fmt, ...)
 int cj_error_prefix(cj_error *err, const char *fmt, ...)
 {
     char context[256];
-    char old[sizeof err->msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(context, sizeof context, fmt, ap);
+    int n = vsnprintf(context, sizeof context, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", context, old);
+    size_t clen = n < 0 ? 0 : strnlen(context, sizeof context);
+    /* Shift the old message right to make room for "<context>: ". */
+    size_t shift = clen + 2;
+    size_t keep = strnlen(err->msg, sizeof err->msg - 1);
+    if (keep > sizeof err->msg - 1 - shift)
+        keep = sizeof err->msg - 1 - shift;
+    memmove(err->msg + shift, err->msg, keep);
+    memcpy(err->msg, context, clen);
+    memcpy(err->msg + clen, ": ", 2);
+    err->msg[shift + keep] = '\0';
     return -1;
 }

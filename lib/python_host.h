@@ -1,0 +1,29 @@
+/* The embedded interpreter (libpython3.11).
+ *
+ * The sandbox never executes a program: the interpreter lives in the helper
+ * and runs in the sandboxed process itself, so execve can be refused outright
+ * by every layer. In warm mode the helper initializes it once (and imports
+ * the configured modules) before forking sandboxes; in cold mode each runner
+ * initializes it after every layer is in place. */
+#ifndef CODEJAIL_PYTHON_HOST_H
+#define CODEJAIL_PYTHON_HOST_H
+
+#include "error.h"
+
+/* Initializes the interpreter the way the sandbox runs it: isolated from the
+ * environment, no bytecode writing, site enabled (no .pth files exist in the
+ * sandbox environment), UTF-8 mode, and the usual signal set-up so that a
+ * file too large raises OSError rather than killing the process. Then
+ * imports each module in `preimport` (comma-separated, may be empty). */
+int cj_python_init(const char *preimport, cj_error *err);
+
+/* Around fork() of a process holding an initialized interpreter. */
+void cj_python_before_fork(void);
+void cj_python_after_fork_parent(void);
+
+/* Runs run_dir/jailed_code as __main__ (after fork in warm mode, after
+ * cj_python_init in cold mode) and exits with its status: 0, 1 on an
+ * uncaught exception, or the code's own SystemExit. */
+_Noreturn void cj_python_run(const char *run_dir, int warm);
+
+#endif

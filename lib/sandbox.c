@@ -1,0 +1,336 @@
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apparmor.h"
+#include "cleanup.h"
+#include "fdpass.h"
+#include "landlock.h"
+#include "netns.h"
+#include "privs.h"
+#include "python_host.h"
+#include "rootfs.h"
+
+extern const char cj_jailed_code[];
+extern const size_t cj_jailed_code_len;
+
+/* Descriptor numbers inside the sandbox. */
+enum { FD_CTL = 3, FD_PROC = 4, FD_SYNC = 5, FD_REPORT = 6 };
+
+#define IS_ACTIVE(spec, layer) (((spec)->active & CJ_LAYER_BIT(layer)) != 0)
+
+static _Noreturn void init_fail(cj_error *err)
+{
+    struct cj_ctl_msg msg = {.type = CJ_CTL_FAILED};
+    snprintf(msg.error, sizeof msg.error, "%s", err->msg);
+    cj_send_msg(FD_CTL, &msg, sizeof msg, NULL, 0);
+    _exit(127);
+}
+
+/* Places the helper's descriptors at fixed numbers and closes the rest. */
+static int arrange_fds(const struct cj_sandbox_spec *spec, cj_error *err)
+{
+    const int from[] = {spec->stdin_r, spec->stdout_w, spec->stderr_w,
+                        spec->ctl,     spec->proc_fd,  spec->sync_r};
+    const int to[] = {0, 1, 2, FD_CTL, FD_PROC, FD_SYNC};
+    int high[6];
+    /* Copy above every target first so no move overwrites a source. */
+    for (int i = 0; i < 6; i++) {
+        high[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 16);
+        if (high[i] < 0)
+            return cj_fail_errno(err, "duplicate fd %d", from[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        if (dup3(high[i], to[i], O_CLOEXEC) < 0)
+            return cj_fail_errno(err, "move fd to %d", to[i]);
+    }
+    return cj_close_fds_except(to, 6, err);
+}
+
+static void runner_report(const char *text)
+{
+    size_t len = strlen(text);
+    ssize_t n = write(FD_REPORT, text, len);
+    (void)n; /* the init process treats a short or missing report as failure */
+}
+
+static _Noreturn void runner_fail(cj_error *err)
+{
+    char text[sizeof err->msg + 8];
+    snprintf(text, sizeof text, "ERR %s", err->msg);
+    runner_report(text);
+    _exit(127);
+}
+
+static void runner_main(const struct cj_sandbox_spec *spec)
+{
+    cj_error err = {0};
+    const int keep[] = {0, 1, 2, FD_PROC, FD_REPORT};
+    if (cj_close_fds_except(keep, 5, &err) < 0)
+        runner_fail(&err);
+
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) < 0) {
+        cj_fail_errno(&err, "disable core dumps");
+        runner_fail(&err);
+    }
+    if (chdir(spec->run_dir) < 0) {
+        cj_fail_errno(&err, "chdir %s", spec->run_dir);
+        runner_fail(&err);
+    }
+
+    uid_t id;
+    bool userns = IS_ACTIVE(spec, CJ_LAYER_USERNS);
+    if (!userns)
+        id = spec->runner_outer_id;
+    else
+        id = spec->rootful ? CJ_SANDBOX_RUNNER_ID : CJ_SANDBOX_ROOT_ID;
+    if (cj_privs_drop(id, id, !userns, &err) < 0)
+        runner_fail(&err);
+
+    if (IS_ACTIVE(spec, CJ_LAYER_APPARMOR) &&
+        cj_apparmor_enter(FD_PROC, CJ_APPARMOR_PROFILE, &err) < 0)
+        runner_fail(&err);
+    if (close(FD_PROC) < 0) {
+        cj_fail_errno(&err, "close /proc descriptor");
+        runner_fail(&err);
+    }
+
+    if (IS_ACTIVE(spec, CJ_LAYER_LANDLOCK)) {
+        char tmp_path[CJ_RUN_DIR_MAX + 8];
+        snprintf(tmp_path, sizeof tmp_path, "%s/" CJ_RUN_TMP, spec->run_dir);
+        const char *const read_paths[] = {"/usr", spec->run_dir, NULL};
+        const char *const write_paths[] = {tmp_path, NULL};
+        const char *const device_paths[] = {"/dev/null",   "/dev/zero",    "/dev/full",
+                                            "/dev/random", "/dev/urandom", NULL};
+        struct cj_landlock_paths paths = {read_paths, write_paths, device_paths};
+        if (cj_landlock_apply(&paths, &err) < 0)
+            runner_fail(&err);
+    }
+    if (IS_ACTIVE(spec, CJ_LAYER_SECCOMP) && cj_seccomp_load(spec->seccomp, &err) < 0)
+        runner_fail(&err);
+
+    runner_report("OK");
+    close(FD_REPORT);
+    cj_python_run(spec->run_dir, spec->warm);
+}
+
+static int wait_for_runner_report(pid_t runner, cj_error *err)
+{
+    char text[600];
+    ssize_t n;
+    do
+        n = read(FD_REPORT, text, sizeof text - 1);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return cj_fail_errno(err, "read runner report");
+    text[n] = '\0';
+    if (n == 2 && memcmp(text, "OK", 2) == 0)
+        return 0;
+    if (n > 4 && memcmp(text, "ERR ", 4) == 0)
+        return cj_fail(err, 0, "%s", text + 4);
+    int status = 0;
+    waitpid(runner, &status, 0);
+    return cj_fail(err, 0, "runner died during set-up (wait status %#x)", status);
+}
+
+static bool valid_file_name(const char *name)
+{
+    return name[0] && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..") &&
+           strcmp(name, "jailed_code") && strcmp(name, CJ_RUN_TMP);
+}
+
+/* Receives DISPATCH, puts the files in place and applies the limits. */
+static int dispatch(const struct cj_sandbox_spec *spec, pid_t runner, cj_error *err)
+{
+    struct cj_ctl_msg msg;
+    int fds[CJ_MAX_FILES];
+    size_t nfds = CJ_MAX_FILES;
+    ssize_t n = cj_recv_msg(FD_CTL, &msg, sizeof msg, fds, &nfds);
+    if (n <= 0)
+        return cj_fail(err, 0, "no dispatch: engine went away");
+    int rc = -1;
+    if ((size_t)n != sizeof msg || msg.type != CJ_CTL_DISPATCH || msg.nfiles != nfds) {
+        cj_fail(err, EBADMSG, "malformed dispatch message");
+        goto out;
+    }
+    for (size_t i = 0; i < nfds; i++) {
+        msg.file_names[i][CJ_FILE_NAME_MAX - 1] = '\0';
+        struct stat st;
+        if (!valid_file_name(msg.file_names[i])) {
+            cj_fail(err, EINVAL, "refused file name '%s'", msg.file_names[i]);
+            goto out;
+        }
+        if (fstat(fds[i], &st) < 0) {
+            cj_fail_errno(err, "stat uploaded file");
+            goto out;
+        }
+        if (cj_rootfs_put_file(spec->run_dir, msg.file_names[i], fds[i], (uint64_t)st.st_size,
+                               err) < 0)
+            goto out;
+    }
+    if (IS_ACTIVE(spec, CJ_LAYER_RLIMITS)) {
+        clockid_t clock;
+        struct timespec used;
+        if (clock_getcpuclockid(runner, &clock) != 0 || clock_gettime(clock, &used) < 0) {
+            cj_fail(err, 0, "read the runner's CPU time");
+            goto out;
+        }
+        uint64_t used_ns = (uint64_t)used.tv_sec * 1000000000u + (uint64_t)used.tv_nsec;
+        /* With a single id mapped, this process counts against the
+         * runner's process limit. */
+        uint64_t extra = IS_ACTIVE(spec, CJ_LAYER_USERNS) && !spec->rootful ? 1 : 0;
+        if (cj_limits_apply(&msg.limits, runner, used_ns, extra, err) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < nfds; i++)
+        close(fds[i]);
+    return rc;
+}
+
+static int setup_namespaces_and_root(const struct cj_sandbox_spec *spec, cj_error *err)
+{
+    if (IS_ACTIVE(spec, CJ_LAYER_USERNS)) {
+        /* Created by the helper's credentials; take the namespace's root
+         * ids so that files made here belong to the sandbox, not the host. */
+        if (setresgid(CJ_SANDBOX_ROOT_ID, CJ_SANDBOX_ROOT_ID, CJ_SANDBOX_ROOT_ID) < 0 ||
+            setresuid(CJ_SANDBOX_ROOT_ID, CJ_SANDBOX_ROOT_ID, CJ_SANDBOX_ROOT_ID) < 0)
+            return cj_fail_errno(err, "become root of the user namespace");
+    }
+    /* The cgroup namespace is made here, after the helper moved this process
+     * into its cgroups, so that they are its root. */
+    if (unshare(CLONE_NEWCGROUP) < 0)
+        return cj_fail_errno(err, "unshare cgroup namespace");
+    if (sethostname("codejail", 8) < 0)
+        return cj_fail_errno(err, "set hostname");
+    if (IS_ACTIVE(spec, CJ_LAYER_NETNS) && cj_netns_verify_isolated(err) < 0)
+        return -1;
+
+    uid_t owner;
+    if (!IS_ACTIVE(spec, CJ_LAYER_USERNS))
+        owner = spec->runner_outer_id;
+    else
+        owner = spec->rootful ? CJ_SANDBOX_RUNNER_ID : CJ_SANDBOX_ROOT_ID;
+    struct cj_run_dir run = {
+        .path = spec->run_dir,
+        .runner_code = cj_jailed_code,
+        .runner_code_len = cj_jailed_code_len,
+        .owner_uid = owner,
+        .owner_gid = owner,
+        .tmp_size = spec->config->tmp_size,
+        .upload_size = spec->config->upload_size,
+    };
+    if (!IS_ACTIVE(spec, CJ_LAYER_MOUNTNS))
+        return cj_rootfs_add_host_run_dir(&run, err);
+    if (!spec->warm && cj_rootfs_enter_template(spec->config->env_dir, err) < 0)
+        return -1;
+    return cj_rootfs_add_run_dir(&run, err);
+}
+
+_Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
+{
+    cj_error err = {0};
+    if (arrange_fds(spec, &err) < 0)
+        _exit(127); /* no ctl yet to report on */
+
+    /* The helper writes one byte once the id maps and cgroups are in place. */
+    char go;
+    if (read(FD_SYNC, &go, 1) != 1)
+        _exit(127);
+    close(FD_SYNC);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
+        cj_fail_errno(&err, "set parent-death signal");
+        init_fail(&err);
+    }
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        cj_fail_errno(&err, "clear dumpable");
+        init_fail(&err);
+    }
+    umask(022);
+    if (setup_namespaces_and_root(spec, &err) < 0)
+        init_fail(&err);
+
+    /* A session of its own: without a PID namespace, the group is how every
+     * process of this sandbox is found and killed. */
+    if (setsid() < 0) {
+        cj_fail_errno(&err, "setsid");
+        init_fail(&err);
+    }
+    if (!IS_ACTIVE(spec, CJ_LAYER_PIDNS) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+        cj_fail_errno(&err, "become subreaper");
+        init_fail(&err);
+    }
+
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        cj_fail_errno(&err, "pipe");
+        init_fail(&err);
+    }
+    pid_t runner = fork();
+    if (runner < 0) {
+        cj_fail_errno(&err, "fork runner");
+        init_fail(&err);
+    }
+    if (runner == 0) {
+        if (cj_move_fd(report[1], FD_REPORT, &err) < 0)
+            _exit(127);
+        runner_main(spec);
+    }
+    close(report[1]);
+    if (cj_move_fd(report[0], FD_REPORT, &err) < 0)
+        init_fail(&err);
+    /* Only the runner keeps the standard streams, so they reach end of file
+     * when its processes are gone. */
+    const int keep[] = {FD_CTL, FD_REPORT};
+    if (cj_close_fds_except(keep, 2, &err) < 0)
+        init_fail(&err);
+
+    if (wait_for_runner_report(runner, &err) < 0) {
+        kill(runner, SIGKILL);
+        init_fail(&err);
+    }
+    close(FD_REPORT);
+
+    struct cj_ctl_msg msg = {.type = CJ_CTL_READY};
+    if (cj_send_msg(FD_CTL, &msg, sizeof msg, NULL, 0) < 0)
+        _exit(127);
+    if (dispatch(spec, runner, &err) < 0) {
+        kill(runner, SIGKILL);
+        init_fail(&err);
+    }
+    msg.type = CJ_CTL_STARTED;
+    if (cj_send_msg(FD_CTL, &msg, sizeof msg, NULL, 0) < 0) {
+        kill(runner, SIGKILL);
+        _exit(127);
+    }
+
+    int status = 0;
+    for (;;) {
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid == runner)
+            break;
+        if (pid < 0 && errno != EINTR) {
+            status = W_EXITCODE(127, 0);
+            break;
+        }
+    }
+    msg.type = CJ_CTL_EXITED;
+    msg.wait_status = status;
+    cj_send_msg(FD_CTL, &msg, sizeof msg, NULL, 0);
+    if (!IS_ACTIVE(spec, CJ_LAYER_PIDNS))
+        kill(0, SIGKILL); /* the whole process group, this process included */
+    _exit(0);
+}

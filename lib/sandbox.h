@@ -1,0 +1,52 @@
+/* One sandbox: its init process and the runner it forks.
+ *
+ * The helper clone()s the init process into new user, mount, PID, network,
+ * IPC and UTS namespaces (each one a layer that testing builds can switch
+ * off), writes its id maps and cgroups, and lets it go. From there the set-up
+ * is this one sequence:
+ *
+ *   init:   become root of the new namespace; new cgroup namespace; hostname;
+ *           check the network namespace is empty; build or finish the root;
+ *           new session; fork the runner
+ *   runner: close every other descriptor; drop ids, capabilities and
+ *           privileges; AppArmor; Landlock; seccomp; report ready; start or
+ *           resume the interpreter, which runs jailed_code and blocks on stdin
+ *   init:   report READY; on DISPATCH put the uploaded files in the run
+ *           directory, apply the request's rlimits (CPU
+ *           time spent warming up not counted); report STARTED; wait for the
+ *           runner; report its wait status (EXITED); die, taking every
+ *           process of the sandbox with it
+ *
+ * Any failure before READY is reported as FAILED with the reason, and nothing
+ * runs. The init process never runs untrusted code; the runner cannot reach
+ * it (no ptrace, other uid or no capabilities, no shared descriptors). */
+#ifndef CODEJAIL_SANDBOX_H
+#define CODEJAIL_SANDBOX_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "layers.h"
+#include "protocol.h"
+#include "seccomp.h"
+
+/* Ids inside the sandbox's user namespace when the helper is root. */
+#define CJ_SANDBOX_ROOT_ID   0
+#define CJ_SANDBOX_RUNNER_ID 1000
+
+struct cj_sandbox_spec {
+    const struct cj_helper_config *config;
+    const struct cj_seccomp_program *seccomp;
+    cj_layer_set active;   /* layers to set up; each must succeed */
+    bool warm;             /* interpreter already initialized in the helper */
+    bool rootful;          /* two ids mapped (root and runner) rather than one */
+    uid_t runner_outer_id; /* the runner's id when there is no user namespace */
+    char run_dir[CJ_RUN_DIR_MAX];
+    /* descriptors, in the helper's numbering */
+    int ctl, stdin_r, stdout_w, stderr_w, sync_r, proc_fd;
+};
+
+/* Runs in the cloned init process; never returns. */
+_Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec);
+
+#endif

@@ -1,0 +1,502 @@
+#include "zygote.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "apparmor.h"
+#include "cgroup.h"
+#include "cleanup.h"
+#include "fdpass.h"
+#include "landlock.h"
+#include "python_host.h"
+#include "rootfs.h"
+#include "sandbox.h"
+#include "seccomp.h"
+#include "userns.h"
+
+/* The environment of the sandboxed code, and of the helper itself, since the
+ * interpreter in warm mode takes os.environ from it. */
+static const char *const sandbox_environment[][2] = {
+    {"PATH", "/usr/local/bin:/usr/bin:/bin"},
+    {"TMPDIR", "tmp"},
+    {"MPLCONFIGDIR", "tmp"},
+    {"MPLBACKEND", "Agg"},
+    {"OPENBLAS_NUM_THREADS", "1"},
+    {"OMP_NUM_THREADS", "1"},
+};
+
+/* Cgroup limits are a per-deployment backstop behind the per-request
+ * rlimits, which are applied late and may differ per request. */
+#define CGROUP_MEMORY_BYTES (1024ull << 20)
+#define CGROUP_PIDS_MAX     256
+
+#define MAX_SANDBOXES 1024
+
+struct sandbox_record {
+    pid_t pid; /* 0: slot free */
+    unsigned long serial;
+    char run_dir[CJ_RUN_DIR_MAX];
+};
+
+struct helper {
+    int sock;
+    int proc_fd;
+    struct cj_helper_config config;
+    struct cj_helper_hello hello;
+    cj_layer_set active;
+    bool rootful;
+    bool warm;
+    struct cj_seccomp_program seccomp;
+    struct cj_cgroup_root cgroups;
+    struct sandbox_record records[MAX_SANDBOXES];
+    unsigned long next_serial;
+};
+
+static void set_layer(struct helper *h, enum cj_layer layer, enum cj_layer_state state,
+                      const char *detail)
+{
+    h->hello.state[layer] = (uint8_t)state;
+    snprintf(h->hello.detail[layer], sizeof h->hello.detail[layer], "%s", detail);
+    if (state == CJ_LAYER_ACTIVE)
+        h->active |= CJ_LAYER_BIT(layer);
+    else
+        h->active &= ~CJ_LAYER_BIT(layer);
+}
+
+static int set_environment(cj_error *err)
+{
+    if (clearenv() != 0)
+        return cj_fail(err, 0, "clear environment");
+    for (size_t i = 0; i < sizeof sandbox_environment / sizeof sandbox_environment[0]; i++) {
+        if (setenv(sandbox_environment[i][0], sandbox_environment[i][1], 1) < 0)
+            return cj_fail_errno(err, "setenv %s", sandbox_environment[i][0]);
+    }
+    return 0;
+}
+
+static int count_threads(int proc_fd, cj_error *err)
+{
+    int fd = openat(proc_fd, "self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cj_fail_errno(err, "open /proc/self/task");
+    cleanup_dir DIR *dir = fdopendir(fd);
+    if (!dir) {
+        close(fd);
+        return cj_fail_errno(err, "read /proc/self/task");
+    }
+    int n = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)))
+        n += entry->d_name[0] != '.';
+    return n;
+}
+
+/* Decides which layers every sandbox gets: all that this host offers, less
+ * those switched off for testing. */
+static int probe_layers(struct helper *h, cj_error *err)
+{
+    cj_layer_set disabled = h->config.disabled_layers;
+#ifndef CODEJAIL_TESTING
+    if (disabled)
+        return cj_fail(err, EPERM, "layers can be switched off in testing builds only");
+#endif
+    for (int layer = 0; layer < CJ_LAYER_COUNT; layer++)
+        set_layer(h, (enum cj_layer)layer, CJ_LAYER_ACTIVE, "");
+
+    if (cj_seccomp_compile(&h->seccomp, err) < 0)
+        return cj_error_prefix(err, "seccomp");
+    if (cj_landlock_abi() <= 0)
+        set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_UNAVAILABLE, "kernel has no Landlock");
+    else {
+        char detail[32];
+        snprintf(detail, sizeof detail, "ABI %d", cj_landlock_abi());
+        set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_ACTIVE, detail);
+    }
+    if (!cj_apparmor_enabled())
+        set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_UNAVAILABLE, "kernel has no AppArmor enabled");
+    else
+        set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_ACTIVE, "profile " CJ_APPARMOR_PROFILE);
+
+    h->cgroups = (struct cj_cgroup_root){-1, -1, -1, false, false};
+    if (disabled & CJ_LAYER_BIT(CJ_LAYER_CGROUPS))
+        ;
+    else if (!h->rootful)
+        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_UNAVAILABLE, "not root");
+    else if (cj_cgroup_root_open(&h->cgroups, err) < 0)
+        return cj_error_prefix(err, "cgroups");
+    else if (!cj_cgroup_root_usable(&h->cgroups))
+        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_UNAVAILABLE, "no writable cgroup hierarchy");
+    else
+        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_ACTIVE,
+                  h->cgroups.memory_fd >= 0 && h->cgroups.pids_fd >= 0 ? "memory, pids"
+                                                                       : "partial");
+
+    set_layer(h, CJ_LAYER_USERNS, CJ_LAYER_ACTIVE, h->rootful ? "two ids per sandbox" : "one id");
+    for (int layer = 0; layer < CJ_LAYER_COUNT; layer++) {
+        if (disabled & CJ_LAYER_BIT(layer))
+            set_layer(h, (enum cj_layer)layer, CJ_LAYER_DISABLED, "switched off for testing");
+    }
+    if ((disabled & CJ_LAYER_BIT(CJ_LAYER_USERNS)) && !h->rootful)
+        return cj_fail(err, EPERM, "the user namespace can only be switched off when root");
+    return 0;
+}
+
+static int warm_up(struct helper *h, cj_error *err)
+{
+    if (h->rootful) {
+        if (unshare(CLONE_NEWNS) < 0)
+            return cj_fail_errno(err, "unshare mount namespace");
+    } else if (cj_userns_enter_own(h->proc_fd, err) < 0)
+        return -1;
+    if (cj_rootfs_enter_template(h->config.env_dir, err) < 0)
+        return -1;
+    char modules[sizeof h->config.preimport + 8];
+    snprintf(modules, sizeof modules, "json,%s", h->config.preimport);
+    if (cj_python_init(modules, err) < 0)
+        return -1;
+    int threads = count_threads(h->proc_fd, err);
+    if (threads < 0)
+        return -1;
+    /* Forking a process with other threads would copy locks they hold. */
+    if (threads != 1)
+        return cj_fail(err, 0, "interpreter started %d threads while importing '%s'", threads - 1,
+                       h->config.preimport);
+    return 0;
+}
+
+static int helper_init(struct helper *h, cj_error *err)
+{
+    ssize_t n = cj_recv_msg(h->sock, &h->config, sizeof h->config, NULL, NULL);
+    if (n < 0)
+        return cj_fail_errno(err, "read configuration");
+    if ((size_t)n != sizeof h->config || h->config.version != CJ_PROTOCOL_VERSION)
+        return cj_fail(err, EPROTO, "configuration message does not match this helper");
+    h->config.env_dir[sizeof h->config.env_dir - 1] = '\0';
+    h->config.preimport[sizeof h->config.preimport - 1] = '\0';
+    if (h->config.uid_count < 2 || h->config.uid_count - 1 > MAX_SANDBOXES)
+        h->config.uid_count = MAX_SANDBOXES + 1;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        return cj_fail_errno(err, "set parent-death signal");
+    if (set_environment(err) < 0)
+        return -1;
+    h->rootful = geteuid() == 0;
+    /* Supplementary groups would follow the sandbox into its namespace. */
+    if (h->rootful && setgroups(0, NULL) < 0)
+        return cj_fail_errno(err, "clear supplementary groups");
+    h->proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (h->proc_fd < 0)
+        return cj_fail_errno(err, "open /proc");
+    if (probe_layers(h, err) < 0)
+        return -1;
+    h->hello.rootful = h->rootful;
+
+    /* Without a mount namespace there is no template root to share. */
+    h->warm = h->config.warm && (h->active & CJ_LAYER_BIT(CJ_LAYER_MOUNTNS));
+    if (h->warm && warm_up(h, err) < 0)
+        return cj_error_prefix(err, "warm start");
+    return 0;
+}
+
+static void random_run_dir(char *out, size_t size)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789_";
+    unsigned char bytes[8];
+    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes) {
+        /* getrandom on 8 bytes does not fail once the pool is ready; never
+         * fall back to a guessable name. */
+        abort();
+    }
+    char name[9];
+    for (int i = 0; i < 8; i++)
+        name[i] = alphabet[bytes[i] % (sizeof alphabet - 1)];
+    name[8] = '\0';
+    snprintf(out, size, "/tmp/codejail-%s", name);
+}
+
+static void cgroup_name(const struct sandbox_record *r, char *out, size_t size)
+{
+    snprintf(out, size, "sandbox-%lu", r->serial);
+}
+
+static int write_maps(struct helper *h, pid_t pid, size_t slot, cj_error *err)
+{
+    char uid_map[96], gid_map[96];
+    if (h->rootful) {
+        unsigned base = h->config.uid_base;
+        snprintf(uid_map, sizeof uid_map, "%u %u 1\n%u %u 1\n", CJ_SANDBOX_ROOT_ID, base,
+                 CJ_SANDBOX_RUNNER_ID, base + 1 + (unsigned)slot);
+    } else {
+        /* Only the helper's own id is there to map: itself in cold mode,
+         * 0 of its own namespace in warm mode. */
+        snprintf(uid_map, sizeof uid_map, "0 %u 1\n", h->warm ? 0u : (unsigned)geteuid());
+    }
+    if (h->rootful)
+        memcpy(gid_map, uid_map, sizeof gid_map);
+    else
+        snprintf(gid_map, sizeof gid_map, "0 %u 1\n", h->warm ? 0u : (unsigned)getegid());
+    return cj_userns_write_maps(h->proc_fd, pid, uid_map, gid_map, err);
+}
+
+struct spawn_fds {
+    int ctl[2], in[2], out[2], err[2], sync[2];
+};
+
+static void close_pair(int *pair)
+{
+    for (int i = 0; i < 2; i++) {
+        if (pair[i] >= 0)
+            close(pair[i]);
+        pair[i] = -1;
+    }
+}
+
+static void close_spawn_fds(struct spawn_fds *f)
+{
+    close_pair(f->ctl);
+    close_pair(f->in);
+    close_pair(f->out);
+    close_pair(f->err);
+    close_pair(f->sync);
+}
+
+static int make_spawn_fds(struct spawn_fds *f, cj_error *err)
+{
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f->ctl) < 0)
+        return cj_fail_errno(err, "socketpair");
+    if (pipe2(f->in, O_CLOEXEC) < 0 || pipe2(f->out, O_CLOEXEC) < 0 ||
+        pipe2(f->err, O_CLOEXEC) < 0 || pipe2(f->sync, O_CLOEXEC) < 0)
+        return cj_fail_errno(err, "pipe");
+    return 0;
+}
+
+static int spawn(struct helper *h, struct cj_spawn_reply *reply, int pidfd_out[1],
+                 struct spawn_fds *f, cj_error *err)
+{
+    size_t slot = 0;
+    while (slot < h->config.uid_count - 1 && slot < MAX_SANDBOXES && h->records[slot].pid)
+        slot++;
+    if (slot == h->config.uid_count - 1 || slot == MAX_SANDBOXES)
+        return cj_fail(err, EAGAIN, "too many sandboxes at once");
+    struct sandbox_record *record = &h->records[slot];
+    record->serial = ++h->next_serial;
+    random_run_dir(record->run_dir, sizeof record->run_dir);
+
+    if (make_spawn_fds(f, err) < 0)
+        return -1;
+    char cgroup[32];
+    cgroup_name(record, cgroup, sizeof cgroup);
+    bool cgroups = h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS);
+    if (cgroups &&
+        cj_cgroup_create(&h->cgroups, cgroup, CGROUP_MEMORY_BYTES, CGROUP_PIDS_MAX, err) < 0)
+        return -1;
+
+    struct cj_sandbox_spec spec = {
+        .config = &h->config,
+        .seccomp = &h->seccomp,
+        .active = h->active,
+        .warm = h->warm,
+        .rootful = h->rootful,
+        .runner_outer_id = h->config.uid_base + 1 + (uid_t)slot,
+        .ctl = f->ctl[1],
+        .stdin_r = f->in[0],
+        .stdout_w = f->out[1],
+        .stderr_w = f->err[1],
+        .sync_r = f->sync[0],
+        .proc_fd = h->proc_fd,
+    };
+    memcpy(spec.run_dir, record->run_dir, sizeof spec.run_dir);
+
+    uint64_t flags = CLONE_PIDFD | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (h->active & CJ_LAYER_BIT(CJ_LAYER_USERNS))
+        flags |= CLONE_NEWUSER;
+    if (h->active & CJ_LAYER_BIT(CJ_LAYER_MOUNTNS))
+        flags |= CLONE_NEWNS;
+    if (h->active & CJ_LAYER_BIT(CJ_LAYER_PIDNS))
+        flags |= CLONE_NEWPID;
+    if (h->active & CJ_LAYER_BIT(CJ_LAYER_NETNS))
+        flags |= CLONE_NEWNET;
+    int pidfd = -1;
+    struct clone_args args = {
+        .flags = flags,
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = SIGCHLD,
+    };
+    if (h->warm)
+        cj_python_before_fork();
+    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0)
+        cj_sandbox_init_main(&spec);
+    if (h->warm)
+        cj_python_after_fork_parent();
+    if (pid < 0) {
+        if (cgroups)
+            cj_cgroup_destroy(&h->cgroups, cgroup, &(cj_error){0});
+        return cj_fail_errno(err, "clone sandbox");
+    }
+    record->pid = pid;
+    pidfd_out[0] = pidfd;
+
+    /* From here a failure kills the new process; reaping cleans up. */
+    if (h->active & CJ_LAYER_BIT(CJ_LAYER_USERNS) && write_maps(h, pid, slot, err) < 0)
+        goto kill;
+    if (cgroups && cj_cgroup_attach(&h->cgroups, cgroup, pid, err) < 0)
+        goto kill;
+    if (write(f->sync[1], "g", 1) != 1) {
+        cj_fail_errno(err, "release sandbox");
+        goto kill;
+    }
+    reply->ok = 1;
+    reply->pid = pid;
+    memcpy(reply->run_dir, record->run_dir, sizeof reply->run_dir);
+    return 0;
+kill:
+    kill(pid, SIGKILL);
+    return -1;
+}
+
+static void handle_spawn(struct helper *h)
+{
+    struct cj_spawn_reply reply = {0};
+    struct spawn_fds f;
+    memset(&f, -1, sizeof f);
+    int pidfd = -1;
+    cj_error err = {0};
+    if (spawn(h, &reply, &pidfd, &f, &err) < 0) {
+        reply.ok = 0;
+        snprintf(reply.error, sizeof reply.error, "%s", err.msg);
+        cj_send_msg(h->sock, &reply, sizeof reply, NULL, 0);
+    } else {
+        const int fds[] = {f.ctl[0], f.in[1], f.out[0], f.err[0], pidfd};
+        cj_send_msg(h->sock, &reply, sizeof reply, fds, 5);
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    close_spawn_fds(&f);
+}
+
+static void clean_up_after(struct helper *h, struct sandbox_record *r)
+{
+    cj_error err = {0};
+    if (h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS)) {
+        char cgroup[32];
+        cgroup_name(r, cgroup, sizeof cgroup);
+        if (cj_cgroup_kill(&h->cgroups, cgroup, &err) < 0 ||
+            cj_cgroup_destroy(&h->cgroups, cgroup, &err) < 0)
+            fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
+    }
+    if (!(h->active & CJ_LAYER_BIT(CJ_LAYER_PIDNS)))
+        kill(-r->pid, SIGKILL); /* the sandbox's session, in case init died first */
+    if (!(h->active & CJ_LAYER_BIT(CJ_LAYER_MOUNTNS)) &&
+        cj_rootfs_remove_host_run_dir(r->run_dir, &err) < 0)
+        fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
+    r->pid = 0;
+}
+
+static void reap(struct helper *h)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        for (size_t i = 0; i < MAX_SANDBOXES; i++) {
+            if (h->records[i].pid == pid) {
+                clean_up_after(h, &h->records[i]);
+                break;
+            }
+        }
+    }
+}
+
+static void shut_down(struct helper *h)
+{
+    for (size_t i = 0; i < MAX_SANDBOXES; i++) {
+        if (h->records[i].pid)
+            kill(h->records[i].pid, SIGKILL);
+    }
+    for (size_t i = 0; i < MAX_SANDBOXES; i++) {
+        if (!h->records[i].pid)
+            continue;
+        int status;
+        while (waitpid(h->records[i].pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        clean_up_after(h, &h->records[i]);
+    }
+    cj_cgroup_root_close(&h->cgroups);
+}
+
+static int serve(struct helper *h, cj_error *err)
+{
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &chld, NULL) < 0)
+        return cj_fail_errno(err, "block SIGCHLD");
+    cleanup_close int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sigfd < 0)
+        return cj_fail_errno(err, "signalfd");
+
+    for (;;) {
+        struct pollfd pfd[2] = {{h->sock, POLLIN, 0}, {sigfd, POLLIN, 0}};
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return cj_fail_errno(err, "poll");
+        }
+        if (pfd[1].revents) {
+            struct signalfd_siginfo info;
+            while (read(sigfd, &info, sizeof info) > 0)
+                ;
+            reap(h);
+        }
+        if (!pfd[0].revents)
+            continue;
+        struct cj_spawn_request request;
+        ssize_t n = cj_recv_msg(h->sock, &request, sizeof request, NULL, NULL);
+        if (n == 0 || (n < 0 && errno != EINTR))
+            return 0; /* the engine is gone */
+        if (n == (ssize_t)sizeof request && request.type == CJ_SPAWN)
+            handle_spawn(h);
+    }
+}
+
+int cj_zygote_main(int fd)
+{
+    static struct helper h;
+    cj_error err = {0};
+    h.sock = fd;
+    h.cgroups = (struct cj_cgroup_root){-1, -1, -1, false, false};
+    if (helper_init(&h, &err) < 0) {
+        h.hello.ok = 0;
+        snprintf(h.hello.error, sizeof h.hello.error, "%s", err.msg);
+        cj_send_msg(fd, &h.hello, sizeof h.hello, NULL, 0);
+        cj_cgroup_root_close(&h.cgroups);
+        return 1;
+    }
+    h.hello.ok = 1;
+    if (cj_send_msg(fd, &h.hello, sizeof h.hello, NULL, 0) < 0)
+        return 1;
+    int rc = serve(&h, &err) < 0 ? 1 : 0;
+    if (rc)
+        fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
+    shut_down(&h);
+    cj_seccomp_program_free(&h.seccomp);
+    return rc;
+}

@@ -1,0 +1,54 @@
+# The runner inside the sandbox, written into each run directory as
+# jailed_code and run as __main__ by the embedded interpreter.
+#
+# stdin carries one JSON array: [code, globals, python_path]. The code runs
+# with exec() against the globals; whatever it prints goes nowhere. The
+# JSON-safe part of the globals afterwards is written to the real stdout. If
+# the code raises, the interpreter prints the traceback to stderr and exits 1,
+# and the service answers with the input globals and an emsg.
+import json
+import sys
+
+SAFE_TYPES = (type(None), int, float, bytes, str, list, tuple, dict)
+
+
+def decode_bytes(value):
+    """Bytes become UTF-8 text, inside containers too (undecodable raises)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, (list, tuple)):
+        return [decode_bytes(item) for item in value]
+    if isinstance(value, dict):
+        return {decode_bytes(k): decode_bytes(v) for k, v in value.items()}
+    return value
+
+
+def json_safe(namespace):
+    """The entries of namespace that survive a JSON round trip through UTF-8."""
+    safe = {}
+    for name, value in namespace.items():
+        if name == "__builtins__" or not isinstance(name, str):
+            continue
+        if not isinstance(value, SAFE_TYPES):
+            continue
+        try:
+            name.encode("utf-8")
+            text = json.dumps(decode_bytes(value), ensure_ascii=False)
+            safe[name] = json.loads(text.encode("utf-8"))
+        except Exception:
+            continue
+    return safe
+
+
+code, g_dict, python_path = json.load(sys.stdin)
+for entry in python_path:
+    sys.path.append(entry)
+
+real_stdout = sys.stdout
+sys.stdout = open("/dev/null", "w")
+
+exec(code, g_dict)
+
+sys.stdout = real_stdout
+json.dump(json_safe(g_dict), real_stdout)
+real_stdout.flush()
