@@ -151,6 +151,44 @@ static bool valid_file_name(const char *name)
            strcmp(name, "jailed_code") && strcmp(name, CJ_RUN_TMP);
 }
 
+static int apply_limits(const struct cj_sandbox_spec *spec, pid_t runner,
+                        const struct cj_limits *limits, cj_error *err)
+{
+    clockid_t clock;
+    struct timespec used;
+    if (clock_getcpuclockid(runner, &clock) != 0 || clock_gettime(clock, &used) < 0)
+        return cj_fail(err, 0, "read the runner's CPU time");
+    uint64_t used_ns = (uint64_t)used.tv_sec * 1000000000u + (uint64_t)used.tv_nsec;
+    if (IS_ACTIVE(spec, CJ_LAYER_USERNS)) {
+        /* With a single id mapped, this process counts against the runner's
+         * process limit. */
+        uint64_t extra = spec->rootful ? 0 : 1;
+        return cj_limits_apply(limits, runner, used_ns, extra, err);
+    }
+    /* Without a user namespace this process may lack CAP_SYS_RESOURCE
+     * (container runtimes often drop it); a process with the runner's own
+     * ids may always lower its limits. */
+    pid_t setter = fork();
+    if (setter < 0)
+        return cj_fail_errno(err, "fork to apply limits");
+    if (setter == 0) {
+        cj_error ignored;
+        uid_t id = spec->runner_outer_id;
+        if (setresgid(id, id, id) < 0 || setresuid(id, id, id) < 0 ||
+            cj_limits_apply(limits, runner, used_ns, 0, &ignored) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    int status;
+    while (waitpid(setter, &status, 0) < 0) {
+        if (errno != EINTR)
+            return cj_fail_errno(err, "wait for limit setter");
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return cj_fail(err, EPERM, "could not apply limits as the runner's user");
+    return 0;
+}
+
 /* Receives DISPATCH, puts the files in place and applies the limits. */
 static int dispatch(const struct cj_sandbox_spec *spec, pid_t runner, cj_error *err)
 {
@@ -180,20 +218,8 @@ static int dispatch(const struct cj_sandbox_spec *spec, pid_t runner, cj_error *
                                err) < 0)
             goto out;
     }
-    if (IS_ACTIVE(spec, CJ_LAYER_RLIMITS)) {
-        clockid_t clock;
-        struct timespec used;
-        if (clock_getcpuclockid(runner, &clock) != 0 || clock_gettime(clock, &used) < 0) {
-            cj_fail(err, 0, "read the runner's CPU time");
-            goto out;
-        }
-        uint64_t used_ns = (uint64_t)used.tv_sec * 1000000000u + (uint64_t)used.tv_nsec;
-        /* With a single id mapped, this process counts against the
-         * runner's process limit. */
-        uint64_t extra = IS_ACTIVE(spec, CJ_LAYER_USERNS) && !spec->rootful ? 1 : 0;
-        if (cj_limits_apply(&msg.limits, runner, used_ns, extra, err) < 0)
-            goto out;
-    }
+    if (IS_ACTIVE(spec, CJ_LAYER_RLIMITS) && apply_limits(spec, runner, &msg.limits, err) < 0)
+        goto out;
     rc = 0;
 out:
     for (size_t i = 0; i < nfds; i++)

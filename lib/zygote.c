@@ -37,6 +37,8 @@ static const char *const sandbox_environment[][2] = {
     {"TMPDIR", "tmp"},
     {"MPLCONFIGDIR", "tmp"},
     {"MPLBACKEND", "Agg"},
+    /* Debian's matplotlib looks for its rc file in /etc, which the sandbox hides. */
+    {"MATPLOTLIBRC", "/usr/share/matplotlib/mpl-data/matplotlibrc"},
     {"OPENBLAS_NUM_THREADS", "1"},
     {"OMP_NUM_THREADS", "1"},
 };

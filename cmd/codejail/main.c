@@ -1,7 +1,7 @@
 /* codejail: run one piece of Python in the sandbox, or check the sandbox.
  *
  *   codejail check [--json] [--warm]
- *   codejail run [--globals JSON] [--file NAME=PATH] [--python-path ENTRY]
+ *   codejail run [--globals JSON | --globals-file PATH] [--file NAME=PATH] [--python-path ENTRY]
  *                [--limit NAME=VALUE] [--warm] [--preimport MODULES]
  *                [--without LAYER] FILE|-
  *
@@ -27,7 +27,8 @@
 static int usage(void)
 {
     fputs("usage: codejail check [--json] [--warm]\n"
-          "       codejail run [--globals JSON] [--file NAME=PATH] [--python-path ENTRY]\n"
+          "       codejail run [--globals JSON | --globals-file PATH] [--file NAME=PATH]\n"
+          "                    [--python-path ENTRY]\n"
           "                    [--limit NAME=VALUE] [--warm] [--preimport MODULES]\n"
 #ifdef CODEJAIL_TESTING
           "                    [--without LAYER]\n"
@@ -59,6 +60,7 @@ static int read_all(const char *path, size_t max, struct cj_buf *out, cj_error *
 struct options {
     struct cj_engine_config engine;
     const char *globals;
+    struct cj_buf globals_file;
     struct cj_file files[4];
     struct cj_buf file_data[4];
     size_t n_files;
@@ -71,15 +73,11 @@ struct options {
 static int parse(int argc, char **argv, struct options *o, cj_error *err)
 {
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"warm", no_argument, NULL, 'w'},
-        {"globals", required_argument, NULL, 'g'},
-        {"file", required_argument, NULL, 'f'},
-        {"python-path", required_argument, NULL, 'p'},
-        {"limit", required_argument, NULL, 'l'},
-        {"preimport", required_argument, NULL, 'i'},
-        {"without", required_argument, NULL, 'x'},
-        {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'j'},          {"warm", no_argument, NULL, 'w'},
+        {"globals", required_argument, NULL, 'g'}, {"globals-file", required_argument, NULL, 'G'},
+        {"file", required_argument, NULL, 'f'},    {"python-path", required_argument, NULL, 'p'},
+        {"limit", required_argument, NULL, 'l'},   {"preimport", required_argument, NULL, 'i'},
+        {"without", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -92,6 +90,11 @@ static int parse(int argc, char **argv, struct options *o, cj_error *err)
             break;
         case 'g':
             o->globals = optarg;
+            break;
+        case 'G':
+            if (read_all(optarg, MAX_CODE, &o->globals_file, err) < 0)
+                return -1;
+            o->globals = o->globals_file.data ? o->globals_file.data : "";
             break;
         case 'i':
             o->engine.preimport = optarg;
@@ -217,6 +220,7 @@ int main(int argc, char **argv)
         return usage();
     static struct options o;
     o.limits = cj_limits_default;
+    cj_buf_init(&o.globals_file, 0);
     const char *command = argv[1];
     cj_error err = {0};
     int rc;
@@ -231,5 +235,6 @@ int main(int argc, char **argv)
         rc = usage();
     for (size_t i = 0; i < o.n_files; i++)
         cj_buf_free(&o.file_data[i]);
+    cj_buf_free(&o.globals_file);
     return rc;
 }

@@ -1,0 +1,123 @@
+"""The deny rows of API.md ("What sandboxed code may and may not do"): the
+code that tries each thing, and the error text clients match on."""
+from dataclasses import dataclass, field
+
+PERM = "PermissionError: [Errno 13] Permission denied"
+
+
+def isolated(family, kind, address):
+    """Without seccomp a socket can be made, but it reaches nothing (TCP is
+    refused by Landlock too, everything by the empty network namespace)."""
+    return ("import socket\n"
+            f"s = socket.socket(socket.{family}, socket.{kind})\n"
+            "try:\n"
+            f"    s.connect({address!r})\n"
+            "    s.send(b'x')\n"
+            "except OSError:\n"
+            "    raise RuntimeError('nothing reachable')\n")
+
+
+NETLINK_SEES_ONLY_LOOPBACK = (
+    "import socket\n"
+    "names = [name for _, name in socket.if_nameindex()]\n"
+    "assert names == ['lo'], names\n"
+    "raise RuntimeError('only loopback')\n")
+
+@dataclass
+class Row:
+    name: str
+    code: str
+    error: str  # must appear in emsg with every layer on
+    limits: tuple = ()
+    # Rows that honestly depend on one layer for their exact error: with that
+    # layer off, the given fallback (other code, or None for the same code)
+    # must give the given error instead, showing what still holds.
+    alone: dict = field(default_factory=dict)
+    # Layers that, all removed together, let the attempt succeed: proof that
+    # the row's test can fail.
+    breaks_without: tuple = ()
+
+
+def exec_row(name, argv):
+    return Row(name, f"import subprocess, sys\nsubprocess.run({argv})", PERM,
+               breaks_without=("seccomp", "landlock", "mountns"))
+
+
+ROWS = [
+    Row("read_etc_hosts", "open('/etc/hosts').read()", f"{PERM}: '/etc/hosts'",
+        breaks_without=("mountns", "landlock")),
+    Row("read_proc_cmdline", "open('/proc/1/cmdline').read()", f"{PERM}: '/proc/1/cmdline'",
+        breaks_without=("mountns", "landlock")),
+    Row("list_root", "import os\nos.listdir('/')", f"{PERM}: '/'",
+        breaks_without=("mountns", "landlock")),
+    Row("list_sys", "import os\nos.listdir('/sys')", f"{PERM}: '/sys'",
+        breaks_without=("mountns", "landlock")),
+    Row("list_tmp", "import os\nos.listdir('/tmp')", f"{PERM}: '/tmp'",
+        breaks_without=("mountns", "landlock")),
+    Row("list_parent", "import os\nos.listdir('../')", f"{PERM}: '../'",
+        breaks_without=("mountns", "landlock")),
+    Row("list_proc", "import os\nos.listdir('/proc')", PERM,
+        breaks_without=("mountns", "landlock")),
+    Row("write_tmp", "open('/tmp/x', 'w').write('x')", f"{PERM}: '/tmp/x'",
+        breaks_without=("mountns", "landlock")),
+    Row("write_parent", "open('../x', 'w').write('x')", f"{PERM}: '../x'",
+        breaks_without=("mountns", "landlock")),
+    # Only seccomp refuses to create sockets (AppArmor too, where the host has
+    # it). Without it the socket exists but has nowhere to go: the network
+    # namespace holds nothing but a loopback device that is down.
+    Row("socket_inet_stream", "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_STREAM)",
+        PERM, alone={"seccomp": (isolated("AF_INET", "SOCK_STREAM", ('127.0.0.1', 9)), "RuntimeError: nothing reachable")},
+        breaks_without=("seccomp",)),
+    Row("socket_inet_dgram", "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
+        PERM, alone={"seccomp": (isolated("AF_INET", "SOCK_DGRAM", ('127.0.0.1', 9)), "RuntimeError: nothing reachable")},
+        breaks_without=("seccomp",)),
+    Row("socket_inet6_stream", "import socket\nsocket.socket(socket.AF_INET6, socket.SOCK_STREAM)",
+        PERM, alone={"seccomp": (isolated("AF_INET6", "SOCK_STREAM", ('::1', 9)), "RuntimeError: nothing reachable")},
+        breaks_without=("seccomp",)),
+    Row("socket_inet6_dgram", "import socket\nsocket.socket(socket.AF_INET6, socket.SOCK_DGRAM)",
+        PERM, alone={"seccomp": (isolated("AF_INET6", "SOCK_DGRAM", ('::1', 9)), "RuntimeError: nothing reachable")},
+        breaks_without=("seccomp",)),
+    Row("socket_netlink", "import socket\nsocket.socket(socket.AF_NETLINK, socket.SOCK_RAW)",
+        PERM, alone={"seccomp": (NETLINK_SEES_ONLY_LOOPBACK, "RuntimeError: only loopback")},
+        breaks_without=("seccomp",)),
+    Row("connect_loopback",
+        "import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', 9))",
+        PERM,
+        breaks_without=("seccomp", "netns", "landlock")),
+    # Ownership and mode of the run directory, which no switch removes, and
+    # Landlock refuse this.
+    Row("bind_unix_outside_tmp", "import socket\nsocket.socket(socket.AF_UNIX).bind('sock')", PERM),
+    # Never run with both seccomp and netns off: that would be a real lookup.
+    Row("dns_lookup", "import socket\nsocket.getaddrinfo('example.com', 80)", "socket.gaierror"),
+    Row("http_request", "import urllib.request\nurllib.request.urlopen('http://example.com/')",
+        "urllib.error.URLError"),
+    exec_row("exec_true", "['/usr/bin/true']"),
+    exec_row("exec_ls", "['ls']"),
+    exec_row("exec_ps", "['ps']"),
+    exec_row("exec_python3", "['python3', '-c', 'pass']"),
+    exec_row("exec_sys_executable", "[sys.executable, '-c', 'pass']"),
+    Row("exec_proc_self_exe", "import os\nos.execv('/proc/self/exe', ['x'])", PERM,
+        breaks_without=("seccomp", "landlock", "mountns")),
+    Row("fork_1000",
+        "import os, time\nfor i in range(1000):\n    if os.fork() == 0:\n"
+        "        time.sleep(10)\n        os._exit(0)",
+        "BlockingIOError: [Errno 11] Resource temporarily unavailable",
+        breaks_without=("rlimits", "cgroups")),
+    # Without rlimits the memory cgroup stops it instead, by killing it.
+    Row("allocate_1gib", "x = bytearray(1 << 30)", "MemoryError",
+        alone={"rlimits": (None, "with status code: -9")}, breaks_without=("rlimits", "cgroups")),
+    # A sparse file takes no room, so only RLIMIT_FSIZE stops it; without
+    # rlimits a file that really is large still hits the cap of tmp/.
+    Row("write_1gib_sparse_file",
+        "with open('tmp/big', 'wb') as f:\n    f.seek(1 << 30)\n    f.write(b'x')",
+        "OSError: [Errno 27] File too large",
+        alone={"rlimits": ("with open('tmp/big', 'wb') as f:\n    for i in range(1024):\n"
+                           "        f.write(bytes(1 << 20))",
+                           "OSError: [Errno 28] No space left on device")},
+        breaks_without=("rlimits",)),
+    Row("write_1gib_file",
+        "with open('tmp/big', 'wb') as f:\n    for i in range(1024):\n"
+        "        f.write(bytes(1 << 20))",
+        "OSError: [Errno 27] File too large",
+        alone={"rlimits": (None, "OSError: [Errno 28] No space left on device")}),
+]
