@@ -20,6 +20,7 @@
 #include "cleanup.h"
 #include "fdpass.h"
 #include "jsonstr.h"
+#include "pool.h"
 #include "protocol.h"
 
 #define DEFAULT_UID_BASE    2000000000u
@@ -37,7 +38,10 @@ struct cj_engine {
     pthread_mutex_t lock;
     struct cj_helper_hello hello;
     size_t stdout_cap, stderr_cap;
+    struct cj_pool *pool; /* NULL: every sandbox made on demand */
 };
+
+static int make_ready_sandbox(void *ctx, struct cj_ready_sandbox *s, cj_error *err);
 
 static double now_ms(void)
 {
@@ -133,6 +137,11 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
         cj_engine_stop(e);
         return -1;
     }
+    if (config->pool_size &&
+        cj_pool_start(config->pool_size, make_ready_sandbox, e, &e->pool, err) < 0) {
+        cj_engine_stop(e);
+        return -1;
+    }
     *engine = e;
     return 0;
 }
@@ -141,6 +150,7 @@ void cj_engine_stop(struct cj_engine *e)
 {
     if (!e)
         return;
+    cj_pool_stop(e->pool);
     if (e->sock >= 0)
         close(e->sock); /* the helper kills its sandboxes and exits */
     if (e->helper > 0) {
@@ -168,23 +178,7 @@ void cj_exec_result_free(struct cj_exec_result *result)
     cj_buf_free(&result->err);
 }
 
-/* One sandbox's descriptors, as the engine holds them. */
-struct sandbox {
-    int ctl, in, out, err, pidfd;
-    char run_dir[CJ_RUN_DIR_MAX];
-};
-
-static void sandbox_close(struct sandbox *s)
-{
-    int *fds[] = {&s->ctl, &s->in, &s->out, &s->err, &s->pidfd};
-    for (size_t i = 0; i < 5; i++) {
-        if (*fds[i] >= 0)
-            close(*fds[i]);
-        *fds[i] = -1;
-    }
-}
-
-static int spawn_sandbox(struct cj_engine *e, struct sandbox *s, cj_error *err)
+static int spawn_sandbox(struct cj_engine *e, struct cj_ready_sandbox *s, cj_error *err)
 {
     struct cj_spawn_request request = {.type = CJ_SPAWN};
     struct cj_spawn_reply reply;
@@ -210,13 +204,12 @@ static int spawn_sandbox(struct cj_engine *e, struct sandbox *s, cj_error *err)
         return cj_fail(err, EPROTO, "sandbox helper sent %zu descriptors", nfds);
     }
     s->ctl = fds[0], s->in = fds[1], s->out = fds[2], s->err = fds[3], s->pidfd = fds[4];
-    memcpy(s->run_dir, reply.run_dir, sizeof s->run_dir);
-    s->run_dir[sizeof s->run_dir - 1] = '\0';
     return 0;
 }
 
 /* Waits for one ctl message of the expected type (or FAILED). */
-static int expect_ctl(struct sandbox *s, enum cj_ctl_type type, int timeout_ms, cj_error *err)
+static int expect_ctl(struct cj_ready_sandbox *s, enum cj_ctl_type type, int timeout_ms,
+                      cj_error *err)
 {
     struct pollfd pfd = {s->ctl, POLLIN, 0};
     int ready;
@@ -239,6 +232,22 @@ static int expect_ctl(struct sandbox *s, enum cj_ctl_type type, int timeout_ms, 
     }
     if (msg.type != type)
         return cj_fail(err, EPROTO, "unexpected message %u from sandbox", msg.type);
+    return 0;
+}
+
+/* Makes a sandbox and waits until every layer is up (the pool's fill). */
+static int make_ready_sandbox(void *ctx, struct cj_ready_sandbox *s, cj_error *err)
+{
+    struct cj_engine *e = ctx;
+    double start = now_ms();
+    if (spawn_sandbox(e, s, err) < 0)
+        return -1;
+    if (expect_ctl(s, CJ_CTL_READY, SETUP_TIMEOUT_MS, err) < 0) {
+        syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
+        cj_ready_sandbox_close(s);
+        return -1;
+    }
+    s->setup_ms = now_ms() - start;
     return 0;
 }
 
@@ -265,7 +274,7 @@ static int build_stdin(const struct cj_exec_request *r, struct cj_buf *in, cj_er
     return 0;
 }
 
-static int send_dispatch(struct sandbox *s, const struct cj_exec_request *r, cj_error *err)
+static int send_dispatch(struct cj_ready_sandbox *s, const struct cj_exec_request *r, cj_error *err)
 {
     struct cj_ctl_msg msg = {.type = CJ_CTL_DISPATCH, .limits = r->limits};
     int fds[CJ_MAX_FILES];
@@ -318,7 +327,7 @@ static int set_nonblocking(int fd, cj_error *err)
     return 0;
 }
 
-static void kill_sandbox(struct sandbox *s)
+static void kill_sandbox(struct cj_ready_sandbox *s)
 {
     syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
 }
@@ -344,10 +353,9 @@ static int drain(int fd, struct cj_buf *buf, cj_error *err)
     }
 }
 
-static int run_io(struct cj_engine *e, struct sandbox *s, const struct cj_buf *in,
+static int run_io(struct cj_ready_sandbox *s, const struct cj_buf *in,
                   const struct cj_limits *limits, struct cj_exec_result *res, cj_error *err)
 {
-    (void)e;
     if (set_nonblocking(s->in, err) < 0 || set_nonblocking(s->out, err) < 0 ||
         set_nonblocking(s->err, err) < 0)
         return -1;
@@ -446,23 +454,25 @@ int cj_engine_execute(struct cj_engine *e, const struct cj_exec_request *request
     if (build_stdin(request, &in, err) < 0)
         return -1;
 
-    struct sandbox s = {-1, -1, -1, -1, -1, ""};
-    double start = now_ms();
+    struct cj_ready_sandbox s = CJ_READY_SANDBOX_NONE;
     int rc = -1;
-    if (spawn_sandbox(e, &s, err) < 0)
+    if (!(e->pool && cj_pool_take(e->pool, &s)) && make_ready_sandbox(e, &s, err) < 0)
         goto out;
-    if (expect_ctl(&s, CJ_CTL_READY, SETUP_TIMEOUT_MS, err) < 0)
-        goto out;
-    res->setup_ms = now_ms() - start;
+    res->setup_ms = s.setup_ms;
     if (send_dispatch(&s, request, err) < 0 ||
         expect_ctl(&s, CJ_CTL_STARTED, SETUP_TIMEOUT_MS, err) < 0)
         goto out;
-    rc = run_io(e, &s, &in, &request->limits, res, err);
+    rc = run_io(&s, &in, &request->limits, res, err);
 out:
     if (rc < 0 && s.pidfd >= 0)
         kill_sandbox(&s);
-    sandbox_close(&s);
+    cj_ready_sandbox_close(&s);
     if (rc < 0)
         cj_exec_result_free(res);
     return rc;
+}
+
+unsigned cj_engine_pool_ready(struct cj_engine *e)
+{
+    return e->pool ? cj_pool_ready(e->pool) : 0;
 }

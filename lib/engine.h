@@ -27,6 +27,7 @@ struct cj_engine_config {
     const char *helper_path; /* NULL: codejail-sandbox beside the running program */
     const char *env_dir;     /* NULL: the build's CODEJAIL_ENV_DIR */
     bool warm;               /* fork sandboxes from one started interpreter */
+    unsigned pool_size;      /* sandboxes kept ready ahead of requests (0: none) */
     const char *preimport;   /* warm mode: modules imported once (comma-separated) */
     uint32_t uid_base;       /* first outer id for sandboxes when root (0: default) */
     uint64_t tmp_size;       /* cap of tmp/ (0: default) */
@@ -75,6 +76,8 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
                     cj_error *err);
 void cj_engine_stop(struct cj_engine *engine);
 void cj_engine_layers(const struct cj_engine *engine, struct cj_layer_report *report);
+/* Sandboxes ready in the pool right now (0 without a pool). */
+unsigned cj_engine_pool_ready(struct cj_engine *engine);
 
 /* Fills result (which the caller frees with cj_exec_result_free) when the
  * code ran, whatever its outcome; returns -1 when it could not be run. */

@@ -40,6 +40,14 @@ def json_safe(namespace):
     return safe
 
 
+# In warm mode every sandbox is forked from one interpreter. The random module
+# reseeds itself after a fork; numpy's global generator, when it was imported
+# ahead of time, does not, and would hand every request the same numbers.
+numpy_random = sys.modules.get("numpy.random")
+if numpy_random is not None:
+    numpy_random.seed()
+del numpy_random
+
 code, g_dict, python_path = json.load(sys.stdin)
 for entry in python_path:
     sys.path.append(entry)
