@@ -76,6 +76,8 @@ static int start_helper(struct cj_engine *e, const char *path, cj_error *err)
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, pair[1], 3);
+    /* Descriptors the caller leaked without close-on-exec stay out. */
+    posix_spawn_file_actions_addclosefrom_np(&actions, 4);
     char *const argv[] = {(char *)path, NULL};
     char *const envp[] = {NULL};
     int rc = posix_spawn(&e->helper, path, &actions, NULL, argv, envp);

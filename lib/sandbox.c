@@ -73,6 +73,53 @@ static _Noreturn void runner_fail(cj_error *err)
     _exit(127);
 }
 
+/* Limits that are the same for every request, so that nothing the service
+ * itself is allowed (its descriptor count, locked memory, queued signals)
+ * carries over to the code. */
+static int set_fixed_limits(cj_error *err)
+{
+    static const struct {
+        int resource;
+        const char *name;
+        rlim_t value;
+    } fixed[] = {
+        {RLIMIT_CORE, "CORE", 0},
+        {RLIMIT_NOFILE, "NOFILE", 256},
+        {RLIMIT_MEMLOCK, "MEMLOCK", 0},
+        {RLIMIT_MSGQUEUE, "MSGQUEUE", 0},
+        {RLIMIT_SIGPENDING, "SIGPENDING", 256},
+        {RLIMIT_LOCKS, "LOCKS", 64},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        struct rlimit rl = {fixed[i].value, fixed[i].value};
+        if (setrlimit(fixed[i].resource, &rl) < 0)
+            return cj_fail_errno(err, "set RLIMIT_%s", fixed[i].name);
+    }
+    return 0;
+}
+
+/* Nested namespaces would reopen the kernel surface that creating them
+ * exposes (netfilter, mounts of new file systems). seccomp refuses unshare
+ * and clone flags; as a second line, the namespace counts of the sandbox's
+ * own user namespace are set to zero, which makes any creation fail with
+ * ENOSPC. These sysctls belong to the user namespace, so its root may write
+ * them. */
+static int forbid_nested_namespaces(int proc_fd, cj_error *err)
+{
+    static const char *const kinds[] = {"user", "mnt", "pid",    "net",
+                                        "ipc",  "uts", "cgroup", "time"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "sys/user/max_%s_namespaces", kinds[i]);
+        cleanup_close int fd = openat(proc_fd, path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return cj_fail_errno(err, "open /proc/%s", path);
+        if (write(fd, "0", 1) != 1)
+            return cj_fail_errno(err, "write 0 to /proc/%s", path);
+    }
+    return 0;
+}
+
 static void runner_main(const struct cj_sandbox_spec *spec)
 {
     cj_error err = {0};
@@ -80,11 +127,8 @@ static void runner_main(const struct cj_sandbox_spec *spec)
     if (cj_close_fds_except(keep, 5, &err) < 0)
         runner_fail(&err);
 
-    struct rlimit no_core = {0, 0};
-    if (setrlimit(RLIMIT_CORE, &no_core) < 0) {
-        cj_fail_errno(&err, "disable core dumps");
+    if (set_fixed_limits(&err) < 0)
         runner_fail(&err);
-    }
     if (chdir(spec->run_dir) < 0) {
         cj_fail_errno(&err, "chdir %s", spec->run_dir);
         runner_fail(&err);
@@ -259,11 +303,17 @@ static int setup_namespaces_and_root(const struct cj_sandbox_spec *spec, cj_erro
         .tmp_size = spec->config->tmp_size,
         .upload_size = spec->config->upload_size,
     };
-    if (!IS_ACTIVE(spec, CJ_LAYER_MOUNTNS))
-        return cj_rootfs_add_host_run_dir(&run, err);
-    if (!spec->warm && cj_rootfs_enter_template(spec->config->env_dir, err) < 0)
+    if (!IS_ACTIVE(spec, CJ_LAYER_MOUNTNS)) {
+        if (cj_rootfs_add_host_run_dir(&run, err) < 0)
+            return -1;
+    } else if ((!spec->warm && cj_rootfs_enter_template(spec->config->env_dir, err) < 0) ||
+               cj_rootfs_add_run_dir(&run, err) < 0)
         return -1;
-    return cj_rootfs_add_run_dir(&run, err);
+    /* Last: building the root clones mounts, which counts as making mount
+     * namespaces. */
+    if (IS_ACTIVE(spec, CJ_LAYER_USERNS) && forbid_nested_namespaces(FD_PROC, err) < 0)
+        return -1;
+    return 0;
 }
 
 _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)

@@ -142,12 +142,13 @@ static int probe_layers(struct helper *h, cj_error *err)
         set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_UNAVAILABLE, "not root");
     else if (cj_cgroup_root_open(&h->cgroups, err) < 0)
         return cj_error_prefix(err, "cgroups");
-    else if (!cj_cgroup_root_usable(&h->cgroups))
-        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_UNAVAILABLE, "no writable cgroup hierarchy");
+    else if (h->cgroups.memory_fd < 0 || h->cgroups.pids_fd < 0)
+        /* A kill switch alone limits nothing, and the PID namespace already
+         * kills everything: the layer is not claimed. */
+        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_UNAVAILABLE,
+                  "no writable cgroup with both memory and pids controllers");
     else
-        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_ACTIVE,
-                  h->cgroups.memory_fd >= 0 && h->cgroups.pids_fd >= 0 ? "memory, pids"
-                                                                       : "partial");
+        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_ACTIVE, "memory, pids");
 
     set_layer(h, CJ_LAYER_USERNS, CJ_LAYER_ACTIVE, h->rootful ? "two ids per sandbox" : "one id");
     for (int layer = 0; layer < CJ_LAYER_COUNT; layer++) {

@@ -23,6 +23,12 @@ NETLINK_SEES_ONLY_LOOPBACK = (
     "assert names == ['lo'], names\n"
     "raise RuntimeError('only loopback')\n")
 
+# In `alone`: the row rests on this layer alone on this host (AppArmor would
+# be the second layer where the kernel has it); the ablation test says so and
+# skips rather than pretend.
+ONLY_LAYER = "only layer"
+
+
 @dataclass
 class Row:
     name: str
@@ -80,12 +86,25 @@ ROWS = [
     Row("socket_netlink", "import socket\nsocket.socket(socket.AF_NETLINK, socket.SOCK_RAW)",
         PERM, alone={"seccomp": (NETLINK_SEES_ONLY_LOOPBACK, "RuntimeError: only loopback")},
         breaks_without=("seccomp",)),
+    # A network namespace does not isolate vsock, and Landlock has no socket
+    # families: only seccomp (and AppArmor) stand between code and a
+    # hypervisor's vsock listeners. Never connected to here.
+    Row("socket_vsock", "import socket\nsocket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)",
+        PERM, alone={"seccomp": ONLY_LAYER}, breaks_without=("seccomp",)),
+    Row("nested_user_namespace",
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.unshare(0x10000000) != 0:\n"
+        "    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))",
+        "PermissionError: [Errno 1] Operation not permitted",
+        alone={"seccomp": (None, "OSError: [Errno 28] No space left on device")},
+        breaks_without=("seccomp", "userns")),
     Row("connect_loopback",
         "import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', 9))",
         PERM,
         breaks_without=("seccomp", "netns", "landlock")),
-    # Ownership and mode of the run directory, which no switch removes, and
-    # Landlock refuse this.
+    # Ownership and mode of the run directory and Landlock refuse this (run as
+    # an unprivileged user, the code owns its run directory and only Landlock
+    # holds).
     Row("bind_unix_outside_tmp", "import socket\nsocket.socket(socket.AF_UNIX).bind('sock')", PERM),
     # Never run with both seccomp and netns off: that would be a real lookup.
     Row("dns_lookup", "import socket\nsocket.getaddrinfo('example.com', 80)", "socket.gaierror"),
@@ -96,6 +115,13 @@ ROWS = [
     exec_row("exec_ps", "['ps']"),
     exec_row("exec_python3", "['python3', '-c', 'pass']"),
     exec_row("exec_sys_executable", "[sys.executable, '-c', 'pass']"),
+    # The kernel offers no second layer against a memfd: Landlock's execute
+    # right and noexec mounts do not reach it.
+    Row("exec_memfd",
+        "import os\nfd = os.memfd_create('x')\n"
+        "os.write(fd, open('/usr/lib64/ld-linux-x86-64.so.2', 'rb').read())\n"
+        "os.execve(fd, ['x', '--version'], {})",
+        PERM, alone={"seccomp": ONLY_LAYER}, breaks_without=("seccomp",)),
     Row("exec_proc_self_exe", "import os\nos.execv('/proc/self/exe', ['x'])", PERM,
         breaks_without=("seccomp", "landlock", "mountns")),
     Row("fork_1000",
