@@ -1,0 +1,502 @@
+/* Loading order: the profile is settled first (CODEJAIL_PROFILE, else the
+ * file's "profile", else the caller's), its defaults are laid down, the
+ * file's other keys override them ("limit_overrides" last, merged over the
+ * final "limits"), and then the environment overrides the file. So every key
+ * the file sets wins over the profile that supplied the defaults, wherever
+ * that profile was chosen, and the environment wins over the file. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "cleanup.h"
+
+struct loader {
+    const char *file;
+    cj_error *err;
+};
+
+static int fail(const struct loader *l, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "<file>: <key>: <problem>" */
+static int fail(const struct loader *l, const char *key, const char *fmt, ...)
+{
+    char problem[sizeof l->err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof problem, fmt, ap);
+    va_end(ap);
+    return cj_fail(l->err, EINVAL, "%s: %s: %s", l->file, key, problem);
+}
+
+/* Quotes the value as it appears in JSON. */
+static int expected(const struct loader *l, const char *key, const char *what, const json_t *value)
+{
+    cleanup_free char *shown = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+    return fail(l, key, "expected %s, got %s", what, shown ? shown : "?");
+}
+
+static int get_uint(const struct loader *l, const char *key, const json_t *value, uint64_t min,
+                    uint64_t max, uint64_t *out)
+{
+    json_int_t v = json_is_integer(value) ? json_integer_value(value) : -1;
+    if (v < 0 || (uint64_t)v < min || (uint64_t)v > max) {
+        char what[96];
+        if (max < INT64_MAX)
+            snprintf(what, sizeof what, "an integer from %" PRIu64 " to %" PRIu64, min, max);
+        else if (min)
+            snprintf(what, sizeof what, "an integer of at least %" PRIu64, min);
+        else
+            snprintf(what, sizeof what, "a non-negative integer");
+        return expected(l, key, what, value);
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int get_unsigned(const struct loader *l, const char *key, const json_t *value, unsigned min,
+                        unsigned *out)
+{
+    uint64_t v = 0;
+    if (get_uint(l, key, value, min, UINT_MAX, &v) < 0)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int get_bool(const struct loader *l, const char *key, const json_t *value, bool *out)
+{
+    if (!json_is_boolean(value))
+        return expected(l, key, "true or false", value);
+    *out = json_is_true(value);
+    return 0;
+}
+
+/* Replaces *out with a copy of the string, or NULL for null (when allowed). */
+static int get_string(const struct loader *l, const char *key, const json_t *value,
+                      const char *what, bool nullable, char **out)
+{
+    if (nullable && json_is_null(value)) {
+        free(*out);
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_string(value))
+        return expected(l, key, what, value);
+    char *copy = strdup(json_string_value(value));
+    if (!copy)
+        return cj_fail(l->err, ENOMEM, "%s: %s: out of memory", l->file, key);
+    free(*out);
+    *out = copy;
+    return 0;
+}
+
+static bool valid_address(const char *s)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
+}
+
+/* "host:port" or "[v6]:port", port 1..65535. */
+static bool valid_host_port(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5 ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return false;
+    long port = strtol(colon + 1, NULL, 10);
+    if (port < 1 || port > 65535)
+        return false;
+    if (s[0] == '[')
+        return colon[-1] == ']' && colon - s > 2;
+    return !memchr(s, ':', (size_t)(colon - s)); /* a bare v6 address needs brackets */
+}
+
+/* Dotted module names separated by commas ("numpy,scipy.linalg"): the warm
+ * interpreter imports them, so nothing else may get through. */
+static bool valid_module_list(const char *s)
+{
+    bool expect_start = true;
+    for (; *s; s++) {
+        char c = *s;
+        bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        if (expect_start) {
+            if (!letter)
+                return false;
+            expect_start = false;
+        } else if (c == '.' || c == ',') {
+            expect_start = true;
+        } else if (!letter && !(c >= '0' && c <= '9')) {
+            return false;
+        }
+    }
+    return !expect_start;
+}
+
+static int parse_profile(const char *s, enum cj_profile *out)
+{
+    if (strcmp(s, "development") == 0)
+        *out = CJ_PROFILE_DEVELOPMENT;
+    else if (strcmp(s, "production") == 0)
+        *out = CJ_PROFILE_PRODUCTION;
+    else
+        return -1;
+    return 0;
+}
+
+static int set_defaults(struct cj_config *c, enum cj_profile profile, cj_error *err)
+{
+    bool dev = profile == CJ_PROFILE_DEVELOPMENT;
+    *c = (struct cj_config){
+        .profile = profile,
+        .listen = strdup(dev ? "127.0.0.1" : "0.0.0.0"),
+        .port = 8080,
+        .enabled = dev,
+        .required = CJ_ALL_LAYERS,
+        .limits = cj_limits_default,
+        .queue_size = 64,
+        .max_body_bytes = 32u << 20,
+        .max_fields = 16,
+        .connection_timeout_s = 30,
+        .warm = dev,
+    };
+    if (!c->listen)
+        return cj_fail(err, ENOMEM, "configuration: out of memory");
+    return 0;
+}
+
+/* ---- limits ---- */
+
+/* Applies a partial set of limits ({"CPU": 2}) at `key` over *limits. The
+ * codejail library's "PROXY" setting is accepted when it asks for no proxy
+ * (0, false or null), so that an existing CODE_JAIL["limits"] carries over. */
+static int apply_limits(const struct loader *l, const char *key, const json_t *object,
+                        struct cj_limits *limits)
+{
+    if (!json_is_object(object))
+        return expected(l, key, "an object of limits (CPU, REALTIME, VMEM, FSIZE, NPROC)", object);
+    const char *name;
+    const json_t *value;
+    json_object_foreach((json_t *)object, name, value)
+    {
+        char path[512];
+        snprintf(path, sizeof path, "%s.%s", key, name);
+        if (name[0] == '_')
+            continue;
+        if (strcmp(name, "PROXY") == 0) {
+            if (json_is_null(value) || json_is_false(value) ||
+                (json_is_integer(value) && json_integer_value(value) == 0))
+                continue;
+            return fail(l, path, "only 0 is supported: there is no proxy process");
+        }
+        /* The name is checked before the value: an unknown name is the
+         * more useful thing to hear about. */
+        bool integer = json_is_integer(value) && json_integer_value(value) >= 0;
+        cj_error inner;
+        if (cj_limits_set_named(limits, name, integer ? (uint64_t)json_integer_value(value) : 0,
+                                &inner) < 0)
+            return fail(l, inner.errnum == ERANGE ? path : key, "%s", inner.msg);
+        if (!integer)
+            return expected(l, path, "a non-negative integer", value);
+    }
+    return 0;
+}
+
+static int compare_overrides(const void *a, const void *b)
+{
+    return strcmp(((const struct cj_limit_override *)a)->name,
+                  ((const struct cj_limit_override *)b)->name);
+}
+
+static int apply_overrides(const struct loader *l, const json_t *object, struct cj_config *c)
+{
+    if (!json_is_object(object))
+        return expected(l, "limit_overrides", "an object of named limit sets", object);
+    size_t n = json_object_size(object);
+    if (!n)
+        return 0;
+    c->overrides = calloc(n, sizeof *c->overrides);
+    if (!c->overrides)
+        return cj_fail(l->err, ENOMEM, "%s: limit_overrides: out of memory", l->file);
+    const char *name;
+    const json_t *value;
+    json_object_foreach((json_t *)object, name, value)
+    {
+        struct cj_limit_override *o = &c->overrides[c->n_overrides];
+        o->name = strdup(name);
+        if (!o->name)
+            return cj_fail(l->err, ENOMEM, "%s: limit_overrides: out of memory", l->file);
+        c->n_overrides++;
+        o->limits = c->limits;
+        char path[512];
+        snprintf(path, sizeof path, "limit_overrides[\"%s\"]", name);
+        if (apply_limits(l, path, value, &o->limits) < 0)
+            return -1;
+    }
+    /* Looked up once per request, by exact name. */
+    qsort(c->overrides, c->n_overrides, sizeof *c->overrides, compare_overrides);
+    return 0;
+}
+
+/* ---- the file ---- */
+
+static int apply_layers(const struct loader *l, const json_t *value, cj_layer_set *out)
+{
+    static const char *const what = "\"all\" or a list of layer names";
+    if (json_is_string(value)) {
+        if (strcmp(json_string_value(value), "all") != 0)
+            return expected(l, "required_layers", what, value);
+        *out = CJ_ALL_LAYERS;
+        return 0;
+    }
+    if (!json_is_array(value))
+        return expected(l, "required_layers", what, value);
+    cj_layer_set set = 0;
+    size_t i;
+    const json_t *item;
+    json_array_foreach(value, i, item)
+    {
+        char path[64];
+        snprintf(path, sizeof path, "required_layers[%zu]", i);
+        if (!json_is_string(item))
+            return expected(l, path, "a layer name", item);
+        enum cj_layer layer;
+        cj_error inner;
+        if (cj_layer_parse(json_string_value(item), &layer, &inner) < 0)
+            return fail(l, path, "%s", inner.msg);
+        set |= CJ_LAYER_BIT(layer);
+    }
+    *out = set;
+    return 0;
+}
+
+static const char *const known_keys =
+    "profile, listen, port, enabled, required_layers, egress_probe, limits, limit_overrides, "
+    "max_concurrency, queue_size, max_body_bytes, max_fields, connection_timeout, pool_size, "
+    "warm, preimport, env_dir, uid_base, tmp_size, log_code";
+
+static int apply_key(const struct loader *l, const char *key, const json_t *v, struct cj_config *c)
+{
+    uint64_t n = 0;
+    if (strcmp(key, "profile") == 0 || strcmp(key, "limit_overrides") == 0 || key[0] == '_')
+        return 0; /* handled before and after the others; "_comment" and the like */
+    if (strcmp(key, "listen") == 0) {
+        if (get_string(l, key, v, "an IPv4 or IPv6 address", false, &c->listen) < 0)
+            return -1;
+        return valid_address(c->listen) ? 0 : expected(l, key, "an IPv4 or IPv6 address", v);
+    }
+    if (strcmp(key, "port") == 0) {
+        if (get_uint(l, key, v, 1, 65535, &n) < 0)
+            return -1;
+        c->port = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(key, "enabled") == 0)
+        return get_bool(l, key, v, &c->enabled);
+    if (strcmp(key, "required_layers") == 0)
+        return apply_layers(l, v, &c->required);
+    if (strcmp(key, "egress_probe") == 0) {
+        static const char *const what = "\"host:port\" or null";
+        if (get_string(l, key, v, what, true, &c->egress_probe) < 0)
+            return -1;
+        return !c->egress_probe || valid_host_port(c->egress_probe) ? 0 : expected(l, key, what, v);
+    }
+    if (strcmp(key, "limits") == 0)
+        return apply_limits(l, key, v, &c->limits);
+    if (strcmp(key, "max_concurrency") == 0)
+        return get_unsigned(l, key, v, 0, &c->max_concurrency);
+    if (strcmp(key, "queue_size") == 0)
+        return get_unsigned(l, key, v, 0, &c->queue_size);
+    if (strcmp(key, "max_body_bytes") == 0) {
+        if (get_uint(l, key, v, 1, SIZE_MAX, &n) < 0)
+            return -1;
+        c->max_body_bytes = (size_t)n;
+        return 0;
+    }
+    if (strcmp(key, "max_fields") == 0)
+        return get_unsigned(l, key, v, 1, &c->max_fields);
+    if (strcmp(key, "connection_timeout") == 0)
+        return get_unsigned(l, key, v, 1, &c->connection_timeout_s);
+    if (strcmp(key, "pool_size") == 0)
+        return get_unsigned(l, key, v, 0, &c->pool_size);
+    if (strcmp(key, "warm") == 0)
+        return get_bool(l, key, v, &c->warm);
+    if (strcmp(key, "preimport") == 0) {
+        static const char *const what =
+            "module names separated by commas (\"numpy,sympy\") or null";
+        if (get_string(l, key, v, what, true, &c->preimport) < 0)
+            return -1;
+        if (c->preimport && !c->preimport[0]) {
+            free(c->preimport);
+            c->preimport = NULL;
+        }
+        return !c->preimport || valid_module_list(c->preimport) ? 0 : expected(l, key, what, v);
+    }
+    if (strcmp(key, "env_dir") == 0) {
+        static const char *const what = "an absolute path or null";
+        if (get_string(l, key, v, what, true, &c->env_dir) < 0)
+            return -1;
+        return !c->env_dir || c->env_dir[0] == '/' ? 0 : expected(l, key, what, v);
+    }
+    if (strcmp(key, "uid_base") == 0) {
+        /* (uid_t)-1 means "no change" to the id calls, never an id. */
+        if (get_uint(l, key, v, 0, UINT32_MAX - 1, &n) < 0)
+            return -1;
+        c->uid_base = (uint32_t)n;
+        return 0;
+    }
+    if (strcmp(key, "tmp_size") == 0)
+        return get_uint(l, key, v, 0, UINT64_MAX, &c->tmp_size);
+    if (strcmp(key, "log_code") == 0)
+        return get_bool(l, key, v, &c->log_code);
+    return fail(l, key, "unknown key (known: %s; keys starting with '_' are ignored)", known_keys);
+}
+
+static int read_file(const char *path, json_t **root, cj_error *err)
+{
+    cleanup_file FILE *f = fopen(path, "re");
+    if (!f)
+        return cj_fail_errno(err, "%s", path);
+    json_error_t jerr;
+    *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*root)
+        return cj_fail(err, EINVAL, "%s: line %d column %d: %s", path, jerr.line, jerr.column,
+                       jerr.text);
+    if (!json_is_object(*root)) {
+        json_decref(*root);
+        *root = NULL;
+        return cj_fail(err, EINVAL, "%s: expected a JSON object at the top level", path);
+    }
+    return 0;
+}
+
+/* ---- the environment ---- */
+
+static int env_fail(cj_error *err, const char *name, const char *value, const char *what)
+{
+    return cj_fail(err, EINVAL, "environment %s: expected %s, got \"%s\"", name, what, value);
+}
+
+static int apply_env(struct cj_config *c, cj_error *err)
+{
+    const char *v = getenv("CODEJAIL_LISTEN");
+    if (v) {
+        if (!valid_address(v))
+            return env_fail(err, "CODEJAIL_LISTEN", v, "an IPv4 or IPv6 address");
+        char *copy = strdup(v);
+        if (!copy)
+            return cj_fail(err, ENOMEM, "configuration: out of memory");
+        free(c->listen);
+        c->listen = copy;
+    }
+
+    /* PORT is what container platforms set; CODEJAIL_PORT is more specific. */
+    const char *name = getenv("CODEJAIL_PORT") ? "CODEJAIL_PORT" : "PORT";
+    v = getenv(name);
+    if (v) {
+        char *end;
+        errno = 0;
+        long port = v[0] >= '0' && v[0] <= '9' ? strtol(v, &end, 10) : -1;
+        if (port < 1 || port > 65535 || errno || *end)
+            return env_fail(err, name, v, "a port number from 1 to 65535");
+        c->port = (unsigned)port;
+    }
+
+    v = getenv("CODEJAIL_ENABLED");
+    if (v) {
+        if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"))
+            c->enabled = true;
+        else if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no"))
+            c->enabled = false;
+        else
+            return env_fail(err, "CODEJAIL_ENABLED", v, "1, true, yes, 0, false or no");
+    }
+    return 0;
+}
+
+static int load(struct cj_config *c, enum cj_profile profile, const char *path, cj_error *err)
+{
+    json_auto_t *root = NULL;
+    if (path && read_file(path, &root, err) < 0)
+        return -1;
+    struct loader l = {.file = path, .err = err};
+
+    const json_t *file_profile = root ? json_object_get(root, "profile") : NULL;
+    if (file_profile && (!json_is_string(file_profile) ||
+                         parse_profile(json_string_value(file_profile), &profile) < 0))
+        return expected(&l, "profile", "\"development\" or \"production\"", file_profile);
+    const char *env_profile = getenv("CODEJAIL_PROFILE");
+    if (env_profile && parse_profile(env_profile, &profile) < 0)
+        return env_fail(err, "CODEJAIL_PROFILE", env_profile, "development or production");
+
+    if (set_defaults(c, profile, err) < 0)
+        return -1;
+    if (root) {
+        const char *key;
+        const json_t *value;
+        json_object_foreach(root, key, value)
+        {
+            if (apply_key(&l, key, value, c) < 0)
+                return -1;
+        }
+        const json_t *overrides = json_object_get(root, "limit_overrides");
+        if (overrides && apply_overrides(&l, overrides, c) < 0)
+            return -1;
+    }
+    if (apply_env(c, err) < 0)
+        return -1;
+    /* Only the file sets log_code, so there is a file to name. */
+    if (c->log_code && c->profile == CJ_PROFILE_PRODUCTION)
+        return fail(&l, "log_code",
+                    "not allowed with profile \"production\" (it logs submitted "
+                    "code and globals)");
+    return 0;
+}
+
+int cj_config_load(struct cj_config *config, enum cj_profile profile, const char *path,
+                   cj_error *err)
+{
+    struct cj_config c = {0};
+    if (load(&c, profile, path, err) < 0) {
+        cj_config_free(&c);
+        return -1;
+    }
+    *config = c;
+    return 0;
+}
+
+void cj_config_free(struct cj_config *config)
+{
+    free(config->listen);
+    free(config->egress_probe);
+    for (size_t i = 0; i < config->n_overrides; i++)
+        free(config->overrides[i].name);
+    free(config->overrides);
+    free(config->preimport);
+    free(config->env_dir);
+    *config = (struct cj_config){0};
+}
+
+static int compare_name(const void *key, const void *item)
+{
+    return strcmp(key, ((const struct cj_limit_override *)item)->name);
+}
+
+const struct cj_limits *cj_config_limits_for(const struct cj_config *config, const char *context)
+{
+    if (!context || !config->n_overrides)
+        return &config->limits;
+    const struct cj_limit_override *o = bsearch(context, config->overrides, config->n_overrides,
+                                                sizeof *config->overrides, compare_name);
+    return o ? &o->limits : &config->limits;
+}
