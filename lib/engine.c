@@ -64,7 +64,8 @@ static int helper_path(const struct cj_engine_config *config, char *out, size_t 
     char *slash = strrchr(self, '/');
     if (slash)
         *slash = '\0';
-    snprintf(out, size, "%s/codejail-sandbox", self);
+    if ((size_t)snprintf(out, size, "%s/codejail-sandbox", self) >= size)
+        return cj_fail(err, ENAMETOOLONG, "helper path too long");
     return 0;
 }
 
@@ -279,7 +280,7 @@ static int build_stdin(const struct cj_exec_request *r, struct cj_buf *in, cj_er
 static int send_dispatch(struct cj_ready_sandbox *s, const struct cj_exec_request *r, cj_error *err)
 {
     struct cj_ctl_msg msg = {.type = CJ_CTL_DISPATCH, .limits = r->limits};
-    int fds[CJ_MAX_FILES];
+    int fds[CJ_MAX_FILES] = {0};
     size_t nfds = 0;
     int rc = -1;
 
