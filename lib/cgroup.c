@@ -489,7 +489,18 @@ int cj_cgroup_create(const struct cj_cgroup_root *root, const char *name, uint64
     return 0;
 }
 
-int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid, cj_error *err)
+int cj_cgroup_open_unified(const struct cj_cgroup_root *root, const char *name, cj_error *err)
+{
+    if (check_name(name, err) < 0)
+        return -1;
+    int fd = openat(root->unified_fd, name, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail_at(err, errno, "open", root->unified_fd, name);
+    return fd;
+}
+
+int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid,
+                     bool in_unified, cj_error *err)
 {
     if (check_name(name, err) < 0)
         return -1;
@@ -500,6 +511,8 @@ int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t 
     int fds[3];
     int n = distinct_fds(root, fds);
     for (int i = 0; i < n; i++) {
+        if (in_unified && fds[i] == root->unified_fd)
+            continue;
         if (write_at(fds[i], path, value, false, err) < 0)
             return -1;
     }

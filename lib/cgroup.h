@@ -39,8 +39,15 @@ void cj_cgroup_root_close(struct cj_cgroup_root *root);
  * memory_bytes and pids limit pids_max (0: leave that limit unset). */
 int cj_cgroup_create(const struct cj_cgroup_root *root, const char *name, uint64_t memory_bytes,
                      uint64_t pids_max, cj_error *err);
-/* Moves pid into group `name` in each hierarchy where it was created. */
-int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid, cj_error *err);
+/* Opens group `name` in the cgroup2 hierarchy (root->unified_fd must be
+ * valid), for clone3's CLONE_INTO_CGROUP: a process created there costs no
+ * migration, which otherwise waits for an RCU grace period (milliseconds). */
+int cj_cgroup_open_unified(const struct cj_cgroup_root *root, const char *name, cj_error *err);
+
+/* Moves pid into group `name` in each hierarchy where it was created, but
+ * the cgroup2 one when in_unified says it was cloned there already. */
+int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid,
+                     bool in_unified, cj_error *err);
 /* Kills every process in group `name` and waits (bounded) until it is empty. */
 int cj_cgroup_kill(const struct cj_cgroup_root *root, const char *name, cj_error *err);
 /* Removes group `name` from each hierarchy (after cj_cgroup_kill). */

@@ -280,10 +280,6 @@ static int setup_namespaces_and_root(const struct cj_sandbox_spec *spec, cj_erro
             setresuid(CJ_SANDBOX_ROOT_ID, CJ_SANDBOX_ROOT_ID, CJ_SANDBOX_ROOT_ID) < 0)
             return cj_fail_errno(err, "become root of the user namespace");
     }
-    /* The cgroup namespace is made here, after the helper moved this process
-     * into its cgroups, so that they are its root. */
-    if (unshare(CLONE_NEWCGROUP) < 0)
-        return cj_fail_errno(err, "unshare cgroup namespace");
     if (sethostname("codejail", 8) < 0)
         return cj_fail_errno(err, "set hostname");
     if (IS_ACTIVE(spec, CJ_LAYER_NETNS) && cj_netns_verify_isolated(err) < 0)
@@ -309,10 +305,6 @@ static int setup_namespaces_and_root(const struct cj_sandbox_spec *spec, cj_erro
     } else if ((!spec->warm && cj_rootfs_enter_template(spec->config->env_dir, err) < 0) ||
                cj_rootfs_add_run_dir(&run, err) < 0)
         return -1;
-    /* Last: building the root clones mounts, which counts as making mount
-     * namespaces. */
-    if (IS_ACTIVE(spec, CJ_LAYER_USERNS) && forbid_nested_namespaces(FD_PROC, err) < 0)
-        return -1;
     return 0;
 }
 
@@ -322,11 +314,11 @@ _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
     if (arrange_fds(spec, &err) < 0)
         _exit(127); /* no ctl yet to report on */
 
-    /* The helper writes one byte once the id maps and cgroups are in place. */
+    /* The helper writes one byte once the id maps are in place, and another
+     * once this process is in all its cgroups. */
     char go;
     if (read(FD_SYNC, &go, 1) != 1)
         _exit(127);
-    close(FD_SYNC);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
         cj_fail_errno(&err, "set parent-death signal");
         init_fail(&err);
@@ -337,6 +329,21 @@ _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
     }
     umask(022);
     if (setup_namespaces_and_root(spec, &err) < 0)
+        init_fail(&err);
+
+    /* Nothing that runs code may start outside the sandbox's cgroups; the
+     * cgroup namespace is made once they are this process's, so that they
+     * are its root. */
+    if (read(FD_SYNC, &go, 1) != 1)
+        _exit(127);
+    close(FD_SYNC);
+    if (unshare(CLONE_NEWCGROUP) < 0) {
+        cj_fail_errno(&err, "unshare cgroup namespace");
+        init_fail(&err);
+    }
+    /* Only now: building the root clones mounts, which counts as making mount
+     * namespaces, and the cgroup namespace was the last one to make. */
+    if (IS_ACTIVE(spec, CJ_LAYER_USERNS) && forbid_nested_namespaces(FD_PROC, &err) < 0)
         init_fail(&err);
 
     /* A session of its own: without a PID namespace, the group is how every

@@ -341,6 +341,17 @@ static int spawn(struct helper *h, struct cj_spawn_reply *reply, int pidfd_out[1
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         .exit_signal = SIGCHLD,
     };
+    /* Born in its cgroup2 group, the sandbox needs no migration there. */
+    cleanup_close int unified = -1;
+    if (cgroups && h->cgroups.unified_fd >= 0) {
+        unified = cj_cgroup_open_unified(&h->cgroups, cgroup, err);
+        if (unified < 0) {
+            cj_cgroup_destroy(&h->cgroups, cgroup, &(cj_error){0});
+            return -1;
+        }
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)unified;
+    }
     if (h->warm)
         cj_python_before_fork();
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
@@ -356,12 +367,19 @@ static int spawn(struct helper *h, struct cj_spawn_reply *reply, int pidfd_out[1
     record->pid = pid;
     pidfd_out[0] = pidfd;
 
-    /* From here a failure kills the new process; reaping cleans up. */
+    /* From here a failure kills the new process; reaping cleans up. The
+     * init builds its root while the remaining cgroups are joined (moving a
+     * process between cgroups waits for an RCU grace period); it forks the
+     * runner only after the second byte. */
     if (h->active & CJ_LAYER_BIT(CJ_LAYER_USERNS) && write_maps(h, pid, slot, err) < 0)
         goto kill;
-    if (cgroups && cj_cgroup_attach(&h->cgroups, cgroup, pid, err) < 0)
-        goto kill;
     if (write(f->sync[1], "g", 1) != 1) {
+        cj_fail_errno(err, "release sandbox");
+        goto kill;
+    }
+    if (cgroups && cj_cgroup_attach(&h->cgroups, cgroup, pid, unified >= 0, err) < 0)
+        goto kill;
+    if (write(f->sync[1], "c", 1) != 1) {
         cj_fail_errno(err, "release sandbox");
         goto kill;
     }

@@ -158,7 +158,7 @@ static void create(const struct cj_cgroup_root *r, const char *name, uint64_t me
 static void attach_self_or_exit(const struct cj_cgroup_root *r, const char *name)
 {
     cj_error err;
-    if (cj_cgroup_attach(r, name, getpid(), &err) < 0) {
+    if (cj_cgroup_attach(r, name, getpid(), false, &err) < 0) {
         fprintf(stderr, "cj_cgroup_attach: %s\n", err.msg);
         _exit(CHILD_ATTACH_FAILED);
     }
@@ -465,7 +465,7 @@ static void test_errors_name_the_file(void **state)
     create(&root, "t1", 0, 0);
     cj_error err = {0};
     /* Far above any pid_max, so no such process. */
-    assert_int_equal(cj_cgroup_attach(&root, "t1", 2000000000, &err), -1);
+    assert_int_equal(cj_cgroup_attach(&root, "t1", 2000000000, false, &err), -1);
     assert_int_equal(err.errnum, ESRCH);
     assert_non_null(strstr(err.msg, "write /"));
     assert_non_null(strstr(err.msg, "/t1/cgroup.procs: "));
