@@ -45,13 +45,13 @@ struct cj_config {
     size_t max_body_bytes;    /* whole request body; 413 beyond */
     unsigned max_fields;      /* form fields and files together */
     unsigned connection_timeout_s;
-    unsigned pool_size;       /* pre-started sandboxes (0: none) */
-    bool warm;                /* fork sandboxes from one started interpreter */
-    char *preimport;          /* modules imported once in warm mode, comma-separated */
-    char *env_dir;            /* NULL: build default */
-    uint32_t uid_base;        /* 0: engine default */
-    uint64_t tmp_size;        /* 0: engine default */
-    bool log_code;            /* debug: log code and globals (never in production) */
+    unsigned pool_size; /* pre-started sandboxes (0: none) */
+    bool warm;          /* fork sandboxes from one started interpreter */
+    char *preimport;    /* modules imported once in warm mode, comma-separated */
+    char *env_dir;      /* NULL: build default */
+    uint32_t uid_base;  /* 0: engine default */
+    uint64_t tmp_size;  /* 0: engine default */
+    bool log_code;      /* debug: log code and globals (never in production) */
 };
 
 /* Defaults for the profile, then the file (NULL: none), then the

@@ -33,8 +33,8 @@ enum cj_layer_state {
 
 typedef unsigned cj_layer_set; /* bit (1u << enum cj_layer) per layer */
 
-#define CJ_LAYER_BIT(l)     (1u << (l))
-#define CJ_ALL_LAYERS       ((1u << CJ_LAYER_COUNT) - 1)
+#define CJ_LAYER_BIT(l) (1u << (l))
+#define CJ_ALL_LAYERS   ((1u << CJ_LAYER_COUNT) - 1)
 
 const char *cj_layer_name(enum cj_layer layer);
 const char *cj_layer_state_name(enum cj_layer_state state);

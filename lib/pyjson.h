@@ -34,8 +34,8 @@ struct cj_json_span {
 
 /* Checks that text[0, len) holds exactly one value with optional whitespace
  * around it; fills *value with its span. */
-int cj_pyjson_validate(const char *text, size_t len, unsigned max_depth,
-                       struct cj_json_span *value, cj_error *err);
+int cj_pyjson_validate(const char *text, size_t len, unsigned max_depth, struct cj_json_span *value,
+                       cj_error *err);
 
 /* Calls fn once per member of the object at `object` (a span from
  * cj_pyjson_validate over the same text), in document order, with the key
