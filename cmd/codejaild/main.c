@@ -1,0 +1,320 @@
+/* codejaild: the code-exec HTTP service (API.md).
+ *
+ *   codejaild [--config FILE] [--profile development|production] [--listen ADDR] [--port N]
+ *
+ * Settings are the profile's defaults, then FILE, then the environment, then
+ * these flags. The profile is the flag's, else CODEJAIL_PROFILE's or the
+ * file's (see config.h), else production (execution off until enabled). Start-up: load the
+ * configuration, start the engine, run the safety check (execution is refused while it fails),
+ * serve. SIGTERM or SIGINT: stop accepting, finish and answer what was admitted, exit 0. Every log
+ * line is JSON on stderr. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "access_log.h"
+#include "config.h"
+#include "engine.h"
+#include "http_api.h"
+#include "selfcheck.h"
+
+/* After the last execution is answered, how long clients still sending a
+ * body or reading an answer may take before the connections are closed. */
+#define STOP_GRACE_S 5
+
+struct options {
+    const char *config_path;
+    const char *profile;
+    const char *listen;
+    const char *port;
+    cj_layer_set without;
+};
+
+static int usage(void)
+{
+    fputs("usage: codejaild [--config FILE] [--profile development|production]\n"
+          "                 [--listen ADDR] [--port N]\n"
+#ifdef CODEJAIL_TESTING
+          "                 [--without LAYER]...   (testing build: switch a layer off)\n"
+#endif
+          ,
+          stderr);
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"profile", required_argument, NULL, 'P'},
+        {"listen", required_argument, NULL, 'l'},
+        {"port", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {"without", required_argument, NULL, 'x'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->config_path = optarg;
+            break;
+        case 'P':
+            o->profile = optarg;
+            break;
+        case 'l':
+            o->listen = optarg;
+            break;
+        case 'p':
+            o->port = optarg;
+            break;
+#ifdef CODEJAIL_TESTING
+        case 'x': {
+            enum cj_layer layer;
+            cj_error err = {0};
+            if (cj_layer_parse(optarg, &layer, &err) < 0) {
+                cj_log_message("error", "config", err.msg);
+                return -1;
+            }
+            o->without |= CJ_LAYER_BIT(layer);
+            break;
+        }
+#endif
+        default:
+            return -1;
+        }
+    }
+    return optind == argc ? 0 : -1;
+}
+
+static int parse_profile(const char *name, enum cj_profile *profile, cj_error *err)
+{
+    if (strcmp(name, "development") == 0)
+        *profile = CJ_PROFILE_DEVELOPMENT;
+    else if (strcmp(name, "production") == 0)
+        *profile = CJ_PROFILE_PRODUCTION;
+    else
+        return cj_fail(err, EINVAL, "profile '%s': expected development or production", name);
+    return 0;
+}
+
+/* Flags override the file and the environment. */
+static int apply_flags(const struct options *o, struct cj_config *config, cj_error *err)
+{
+    if (o->listen) {
+        char *listen = strdup(o->listen);
+        if (!listen)
+            return cj_fail_errno(err, "--listen");
+        free(config->listen);
+        config->listen = listen;
+    }
+    if (o->port) {
+        char *end;
+        errno = 0;
+        unsigned long port = strtoul(o->port, &end, 10);
+        if (errno || end == o->port || *end || port > 65535)
+            return cj_fail(err, EINVAL, "--port '%s': expected 0 to 65535", o->port);
+        config->port = (unsigned)port;
+    }
+    return 0;
+}
+
+static void log_error(const char *event, const char *message)
+{
+    cj_log_message("error", event, message);
+}
+
+/* The engine did not start: nothing can run, so the check fails as a whole
+ * and health says why. */
+static void engine_failed(struct cj_selfcheck *report, const char *why)
+{
+    memset(report, 0, sizeof *report);
+    for (int i = 0; i < CJ_LAYER_COUNT; i++) {
+        report->layers.state[i] = CJ_LAYER_FAILED;
+        snprintf(report->layers.detail[i], sizeof report->layers.detail[i], "engine not started");
+    }
+    report->checks[0].name = "engine_start";
+    snprintf(report->checks[0].detail, sizeof report->checks[0].detail, "%.250s", why);
+    report->n_checks = 1;
+}
+
+static void log_selfcheck(const struct cj_selfcheck *report)
+{
+    struct cj_buf detail;
+    cj_buf_init(&detail, 0);
+    struct cj_log_line line;
+    cj_log_begin(&line, report->ok ? "info" : "error", "selfcheck");
+    cj_log_bool(&line, "ok", report->ok);
+    if (cj_selfcheck_to_json(report, &detail) == 0)
+        cj_log_json(&line, "detail", detail.data);
+    cj_log_end(&line);
+    cj_buf_free(&detail);
+}
+
+static void log_start(const struct cj_config *config, unsigned port)
+{
+    struct cj_log_line line;
+    cj_log_begin(&line, "info", "start");
+    cj_log_str(&line, "version", CODEJAIL_VERSION);
+    cj_log_str(&line, "profile",
+               config->profile == CJ_PROFILE_DEVELOPMENT ? "development" : "production");
+    cj_log_str(&line, "listen", config->listen);
+    cj_log_int(&line, "port", port);
+    cj_log_bool(&line, "enabled", config->enabled);
+    cj_log_int(&line, "max_concurrency", config->max_concurrency);
+    cj_log_int(&line, "queue_size", config->queue_size);
+    cj_log_int(&line, "max_body_bytes", (long long)config->max_body_bytes);
+    cj_log_int(&line, "connection_timeout_s", config->connection_timeout_s);
+    cj_log_bool(&line, "warm", config->warm);
+    cj_log_int(&line, "pool_size", config->pool_size);
+    cj_log_end(&line);
+}
+
+/* SIGTERM and SIGINT are handled rather than blocked: the engine starts
+ * threads of its own (the sandbox pool) before any mask could cover them,
+ * and a blocked mask would be inherited by the sandbox helper. Handlers are
+ * per process and reset by exec, so whichever thread takes the signal, it
+ * only writes the signal's number to this pipe, and the helper is untouched. */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    char c = (char)sig;
+    /* Nothing to do on failure: the pipe holds an earlier signal already. */
+    ssize_t ignored = write(stop_pipe[1], &c, 1);
+    (void)ignored;
+    errno = saved;
+}
+
+/* SIGPIPE (a sandbox closing its stdin, a client vanishing) must not kill
+ * the service; a handler that does nothing turns it into EPIPE like
+ * SIG_IGN would, without being inherited by the helper as SIG_IGN is. */
+static void on_sigpipe(int sig)
+{
+    (void)sig;
+}
+
+static int setup_signals(cj_error *err)
+{
+    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return cj_fail_errno(err, "signal pipe");
+    struct sigaction stop = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+    struct sigaction pipe_action = {.sa_handler = on_sigpipe, .sa_flags = SA_RESTART};
+    sigemptyset(&stop.sa_mask);
+    sigemptyset(&pipe_action.sa_mask);
+    if (sigaction(SIGTERM, &stop, NULL) < 0 || sigaction(SIGINT, &stop, NULL) < 0 ||
+        sigaction(SIGPIPE, &pipe_action, NULL) < 0)
+        return cj_fail_errno(err, "install signal handlers");
+    return 0;
+}
+
+static int wait_stop_signal(void)
+{
+    struct pollfd pfd = {stop_pipe[0], POLLIN, 0};
+    char sig = 0;
+    for (;;) {
+        if (read(stop_pipe[0], &sig, 1) == 1)
+            return sig;
+        if (errno != EAGAIN && errno != EINTR)
+            return SIGTERM; /* cannot wait any more: stop as if told to */
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return SIGTERM;
+    }
+}
+
+static int serve(struct cj_config *config, cj_layer_set without)
+{
+    cj_error err = {0};
+    /* Before the engine: a signal during start-up or the self-check is
+     * kept and acted on as soon as the service is up. */
+    if (setup_signals(&err) < 0) {
+        log_error("signals", err.msg);
+        return 1;
+    }
+    struct cj_engine_config engine_config = {
+        .disabled = without,
+        .env_dir = config->env_dir,
+        .warm = config->warm,
+        .pool_size = config->pool_size,
+        .preimport = config->preimport,
+        .uid_base = config->uid_base,
+        .tmp_size = config->tmp_size,
+        /* Whatever the form accepted must fit in the sandbox. */
+        .upload_size = config->max_body_bytes,
+    };
+    struct cj_engine *engine = NULL;
+    struct cj_selfcheck report;
+    if (cj_engine_start(&engine_config, &engine, &err) < 0) {
+        log_error("engine", err.msg);
+        engine = NULL;
+        engine_failed(&report, err.msg);
+    }
+    if (engine)
+        cj_selfcheck_run(engine, config->required, config->egress_probe, &report);
+    log_selfcheck(&report);
+
+    struct cj_http_options options = {
+        .config = config,
+        .selfcheck = &report,
+        .engine = engine,
+    };
+    struct cj_http *http;
+    if (cj_http_start(&options, &http, &err) < 0) {
+        log_error("http", err.msg);
+        cj_engine_stop(engine);
+        return 1;
+    }
+    log_start(config, cj_http_port(http));
+
+    int sig = wait_stop_signal();
+    struct cj_log_line line;
+    cj_log_begin(&line, "info", "shutdown");
+    cj_log_str(&line, "signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    cj_log_int(&line, "busy", cj_http_busy(http));
+    cj_log_end(&line);
+
+    cj_http_stop(http, STOP_GRACE_S);
+    cj_engine_stop(engine);
+    cj_log_message("info", "stopped", "all admitted requests answered");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    if (parse_args(argc, argv, &o) < 0)
+        return usage();
+    cj_error err = {0};
+    enum cj_profile profile = CJ_PROFILE_PRODUCTION;
+    if (o.profile && parse_profile(o.profile, &profile, &err) < 0) {
+        log_error("config", err.msg);
+        return 2;
+    }
+    /* cj_config_load lets CODEJAIL_PROFILE override the profile it is
+     * given; the flag must win over the environment. */
+    if (o.profile && unsetenv("CODEJAIL_PROFILE") < 0) {
+        log_error("config", "cannot clear CODEJAIL_PROFILE");
+        return 2;
+    }
+    struct cj_config config;
+    if (cj_config_load(&config, profile, o.config_path, &err) < 0) {
+        log_error("config", err.msg);
+        return 2;
+    }
+    int rc;
+    if (apply_flags(&o, &config, &err) < 0) {
+        log_error("config", err.msg);
+        rc = 2;
+    } else {
+        rc = serve(&config, o.without);
+    }
+    cj_config_free(&config);
+    return rc;
+}
