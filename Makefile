@@ -31,11 +31,13 @@ env: deps
 run: build env
 	$(BUILD)/codejaild --profile development --listen 127.0.0.1 --port $(PORT)
 
-# Unit tests (sanitizer build), then the sandbox's integration tests against
-# both builds, inside a network namespace of their own.
+# Unit and engine tests (sanitizer build), then the sandbox's integration
+# tests against both builds and the API tests against the daemon, each inside
+# a network namespace of its own with only loopback up.
 test: build build-test env check-format
-	cd $(TESTBUILD) && ctest --output-on-failure
+	unshare --net sh -c 'ip link set lo up && cd $(TESTBUILD) && ctest --output-on-failure'
 	tests/run-integration.sh $(CURDIR)/$(TESTBUILD) $(CURDIR)/$(BUILD)
+	tests/run-api-tests.sh $(CURDIR)/$(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -45,3 +47,50 @@ check-format:
 
 clean:
 	rm -rf $(BUILD) $(TESTBUILD)
+
+# The benchmark: latency, throughput and memory of codejaild against the bare
+# interpreter, in a network namespace of its own; table and chart in
+# $(BUILD)/bench/. It reports; it never fails on a slow figure.
+bench: build env
+	unshare --net sh -c 'ip link set lo up && /usr/bin/python3 tests/bench/codejail_bench.py --build $(BUILD) --out $(BUILD)/bench'
+
+# ---- Deployment: container image, Podman, Helm chart, kind ------------------
+IMAGE           ?= codejail:latest
+BASE_IMAGE      ?= localhost/codejail-base:bookworm
+KIND_NODE_IMAGE ?= kindest/node:v1.33.1
+
+.PHONY: bench base-image image podman-run check-deploy container-test kind-test
+
+# A Debian 12 base image made with debootstrap from this machine's apt mirror
+# (root, once); `make image` makes it itself when it is missing. Where a
+# registry is reachable: make image BASE_IMAGE=docker.io/library/debian:bookworm-slim
+base-image:
+	deploy/podman/make-base-image.sh $(BASE_IMAGE)
+
+image:
+	BASE_IMAGE=$(BASE_IMAGE) deploy/podman/build-image.sh $(IMAGE)
+
+# The image under Podman (rootless when run as a user) on 127.0.0.1:$(PORT),
+# execution on, locked down (flags: deploy/podman/run.sh). Ctrl-C stops it.
+podman-run:
+	deploy/podman/run.sh --port $(PORT) $(IMAGE)
+
+# Helm lint + template (default and deploy/k8s/ci/*.yaml values), rendered
+# objects validated against the Kubernetes schemas, seccomp/AppArmor profiles.
+check-deploy:
+	scripts/check-deploy.sh
+
+# CI: the image built and run by an unprivileged user under rootless Podman,
+# and api_tests/ against it (root: sets up the user and this host's quirks).
+container-test:
+	scripts/ci-podman-setup.sh setup
+	deploy/podman/make-base-image.sh --tar-only $(BASE_IMAGE)
+	scripts/ci-podman-setup.sh run sh -c 'BASE_IMAGE=$(BASE_IMAGE) deploy/podman/build-image.sh codejail:ci && tests/run-container-api-tests.sh codejail:ci'
+
+# The chart on a kind cluster, api_tests/ through a port-forward (needs kind
+# and Docker; .github/workflows/kind.yaml runs this).
+kind-test: check-deploy
+	BASE_IMAGE=$(BASE_IMAGE) deploy/podman/build-image.sh localhost/codejail:ci
+	mkdir -p build/image && rm -f build/image/codejail-ci.tar
+	podman save -o build/image/codejail-ci.tar localhost/codejail:ci
+	KIND_NODE_IMAGE=$(KIND_NODE_IMAGE) deploy/kind/test.sh build/image/codejail-ci.tar

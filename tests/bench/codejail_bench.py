@@ -1,0 +1,288 @@
+#!/usr/bin/python3
+"""Benchmark of codejaild: latency, throughput and memory, with the bare
+interpreter measured in the same run as the floor.
+
+Starts the daemon of BUILD on a free loopback port (run it inside a network
+namespace of its own: `make bench` does), once with the warm pool and once
+with every sandbox cold, and prints a Markdown table of every figure with its
+ratio to the floor; writes a chart with gnuplot. It reports; it never fails on
+a slow figure."""
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+TRIVIAL = {"code": "x = x + 1", "globals_dict": {"x": 16}}
+NUMPY = {"code": "import os\nos.environ['OPENBLAS_NUM_THREADS'] = '1'\nimport numpy as np\n"
+                 "x = int(np.arange(10).sum())", "globals_dict": {}}
+PLOT = {"code": "import os\nos.environ['TMPDIR'] = 'tmp'\nimport matplotlib\nmatplotlib.use('Agg')\n"
+                "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.savefig('tmp/p.png')\n"
+                "size = os.path.getsize('tmp/p.png')", "globals_dict": {},
+        "limit_overrides_context": "bench-plot"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+class Daemon:
+    def __init__(self, build, config):
+        self.port = free_port()
+        self.config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(config, self.config)
+        self.config.close()
+        self.proc = subprocess.Popen(
+            [os.path.join(build, "codejaild"), "--config", self.config.name, "--profile",
+             "development", "--listen", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.get("/health/")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise SystemExit(f"codejaild exited with {self.proc.returncode}")
+            time.sleep(0.05)
+        raise SystemExit("codejaild did not become healthy")
+
+    def get(self, path):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+        return response.status, body
+
+    def execute(self, payload):
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        start = time.perf_counter()
+        conn.request("POST", "/api/v0/code-exec", body,
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+        response = conn.getresponse()
+        answer = response.read()
+        elapsed = time.perf_counter() - start
+        conn.close()
+        ok = response.status == 200 and b'"emsg"' not in answer
+        return elapsed, ok
+
+    def pids(self):
+        """The daemon, its helper, and each sandbox (init + runner)."""
+        helper = children(self.proc.pid)
+        sandboxes = [[init] + children(init) for h in helper for init in children(h)]
+        return self.proc.pid, helper, sandboxes
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        os.unlink(self.config.name)
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def memory_kib(pid, key):
+    path = f"/proc/{pid}/smaps_rollup" if key == "Pss" else f"/proc/{pid}/status"
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def sequential(daemon, payload, n):
+    times = []
+    for _ in range(n):
+        elapsed, ok = daemon.execute(payload)
+        if not ok:
+            raise SystemExit(f"request failed: {payload['code'][:40]!r}")
+        times.append(elapsed)
+    return times
+
+
+def at_concurrency(daemon, payload, concurrency, n):
+    errors = 0
+    times = []
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for elapsed, ok in pool.map(lambda _: daemon.execute(payload), range(n)):
+            times.append(elapsed)
+            errors += not ok
+    wall = time.perf_counter() - start
+    return times, n / wall, errors
+
+
+def spawn_floor(argv, n, stdin=""):
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, env={}, input=stdin.encode(), stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def ms(seconds):
+    return seconds * 1000
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--out", default="build/bench")
+    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    args = parser.parse_args()
+    scale = 0.2 if args.quick else 1
+    count = lambda n: max(5, int(n * scale))
+    os.makedirs(args.out, exist_ok=True)
+    cores = os.cpu_count()
+    rows = []  # (figure, value, unit, ratio text, target text)
+
+    # The floor, measured first and in the same run.
+    floor_pass = spawn_floor(["/usr/bin/python3", "-E", "-B", "-c", "pass"], count(100))
+    floor_numpy = spawn_floor(["/usr/bin/python3", "-E", "-B", "-c", "import numpy"], count(40))
+    # The sandbox's own command run bare: the same interpreter flags, the
+    # same runner script, the same input, no sandbox.
+    runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sandbox",
+                          "jailed_code.py")
+    floor_same = spawn_floor(["/usr/bin/python3", "-I", runner], count(100),
+                             stdin=json.dumps([TRIVIAL["code"], TRIVIAL["globals_dict"], []]))
+    pass_p50 = statistics.median(floor_pass)
+    numpy_p50 = statistics.median(floor_numpy)
+    same_p50 = statistics.median(floor_same)
+    rows.append(("bare `python3 -E -B -c pass`, p50", ms(pass_p50), "ms", "1.00", "floor"))
+    rows.append(("bare `python3 -E -B -c 'import numpy'`, p50", ms(numpy_p50), "ms", "1.00", "floor"))
+    rows.append(("bare `python3 -I jailed_code` on the trivial input, p50", ms(same_p50), "ms",
+                 "1.00", "floor"))
+
+    overrides = {"bench-plot": {"REALTIME": 30, "CPU": 20}}
+    warm_config = {"warm": True, "pool_size": 2 * cores, "preimport": "numpy",
+                   "limit_overrides": overrides}
+    series = {}
+    daemon = Daemon(args.build, warm_config)
+    try:
+        time.sleep(0)  # the pool fills in the background; measured as it is
+        idle_deadline = time.monotonic() + 30
+        while len(daemon.pids()[2]) < 2 * cores and time.monotonic() < idle_deadline:
+            time.sleep(0.1)
+        pid, helper, sandboxes = daemon.pids()
+        daemon_rss = memory_kib(pid, "VmRSS") / 1024
+        helper_pss = sum(memory_kib(h, "Pss") for h in helper) / 1024
+        sandbox_pss = [sum(memory_kib(p, "Pss") for p in s) / 1024 for s in sandboxes]
+
+        for name, payload, n in (("trivial", TRIVIAL, count(300)), ("numpy", NUMPY, count(100)),
+                                 ("matplotlib", PLOT, count(20))):
+            times = sequential(daemon, payload, n)
+            series[name] = times
+        for c in (1, 4, 16):
+            times, rps, errors = at_concurrency(daemon, TRIVIAL, c, count(400))
+            series[f"c{c}"] = (times, rps, errors)
+    finally:
+        daemon.stop()
+
+    cold = Daemon(args.build, {"warm": False, "pool_size": 0})
+    try:
+        cold_times = sequential(cold, TRIVIAL, count(100))
+    finally:
+        cold.stop()
+
+    def add_latency(label, times, floor, target):
+        p50, p90, p99 = (ms(percentile(times, p)) for p in (50, 90, 99))
+        rows.append((f"{label} p50", p50, "ms", f"{p50 / ms(floor):.2f}", target))
+        rows.append((f"{label} p90", p90, "ms", f"{p90 / ms(floor):.2f}", ""))
+        rows.append((f"{label} p99", p99, "ms", f"{p99 / ms(floor):.2f}", ""))
+
+    add_latency("trivial, sequential,", series["trivial"], pass_p50, "<= 0.2")
+    add_latency("numpy, sequential,", series["numpy"], numpy_p50, "<= 0.5")
+    add_latency("matplotlib plot, sequential,", series["matplotlib"], pass_p50, "")
+    spawn_rate = cores / pass_p50
+    for c in (1, 4, 16):
+        times, rps, errors = series[f"c{c}"]
+        target = ">= 1.5" if c == 4 else ""
+        rows.append((f"trivial throughput, concurrency {c}", rps, "req/s",
+                     f"{rps / spawn_rate:.2f}", target))
+        p50, p99 = ms(percentile(times, 50)), ms(percentile(times, 99))
+        rows.append((f"trivial p50 / p99, concurrency {c}", p50, "ms",
+                     f"p99 = {p99 / p50:.2f} x p50, {errors} errors",
+                     "no errors, p99 <= 3 x p50" if c == 16 else ""))
+    cold_p50 = statistics.median(cold_times)
+    rows.append(("pool off (every sandbox cold), trivial p50", ms(cold_p50), "ms",
+                 f"{cold_p50 / same_p50:.2f} x bare `python3 -I jailed_code`", "<= 1.15"))
+    rows.append(("daemon RSS, idle", daemon_rss, "MiB", "", "<= 8 MiB"))
+    rows.append(("helper (interpreter with numpy imported), PSS", helper_pss, "MiB", "", ""))
+    if sandbox_pss:
+        rows.append((f"each pooled sandbox, PSS (mean of {len(sandbox_pss)})",
+                     statistics.mean(sandbox_pss), "MiB", "", "<= 12 MiB"))
+
+    lines = ["| figure | value | ratio to the floor | target |", "| --- | --- | --- | --- |"]
+    for figure, value, unit, ratio, target in rows:
+        lines.append(f"| {figure} | {value:.2f} {unit} | {ratio} | {target} |")
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(args.out, "bench.md"), "w") as f:
+        f.write(table + "\n")
+    write_chart(args.out, series)
+
+
+def write_chart(out, series):
+    data = os.path.join(out, "latency.dat")
+    with open(data, "w") as f:
+        for i, name in enumerate(("trivial", "numpy", "matplotlib")):
+            t = series[name]
+            f.write(f"{i} {name} {ms(percentile(t, 50)):.3f} {ms(percentile(t, 90)):.3f} "
+                    f"{ms(percentile(t, 99)):.3f}\n")
+    rates = os.path.join(out, "throughput.dat")
+    with open(rates, "w") as f:
+        for i, c in enumerate((1, 4, 16)):
+            f.write(f"{i} {c} {series[f'c{c}'][1]:.1f}\n")
+    script = f"""
+set terminal pngcairo size 1100,450 font ',10'
+set output '{os.path.join(out, 'bench.png')}'
+set multiplot layout 1,2
+set title 'Sequential latency per payload (ms, log scale)'
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set yrange [0.5:*]
+set key top left
+plot '{data}' using 3:xtic(2) title 'p50', '' using 4 title 'p90', '' using 5 title 'p99'
+unset logscale y
+set yrange [0:*]
+set title 'Throughput, trivial payload (requests/s)'
+plot '{rates}' using 3:xtic(2) title 'concurrency' lc rgb '#4477aa'
+unset multiplot
+"""
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    print(f"\nchart: {os.path.join(out, 'bench.png')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
