@@ -32,13 +32,24 @@
 /* After SIGKILL, the sandbox's descriptors close as the kernel tears it down. */
 #define KILL_GRACE_MS 5000
 
-struct cj_engine {
+/* One sandbox helper and its pool. */
+struct lane {
     int sock;
     pid_t helper;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* one spawn request and reply at a time */
     struct cj_helper_hello hello;
-    size_t stdout_cap, stderr_cap;
     struct cj_pool *pool; /* NULL: every sandbox made on demand */
+};
+
+enum { LANE_PLAIN, LANE_PREIMPORT, MAX_LANES };
+
+struct cj_engine {
+    struct lane lanes[MAX_LANES];
+    unsigned n_lanes;
+    /* Top-level names of the pre-imported modules: code that mentions one
+     * goes to the pre-import lane. */
+    char triggers[512];
+    size_t stdout_cap, stderr_cap;
 };
 
 static int make_ready_sandbox(void *ctx, struct cj_ready_sandbox *s, cj_error *err);
@@ -69,7 +80,7 @@ static int helper_path(const struct cj_engine_config *config, char *out, size_t 
     return 0;
 }
 
-static int start_helper(struct cj_engine *e, const char *path, cj_error *err)
+static int start_helper(struct lane *e, const char *path, cj_error *err)
 {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
@@ -93,6 +104,59 @@ static int start_helper(struct cj_engine *e, const char *path, cj_error *err)
     return 0;
 }
 
+static int start_lane(struct lane *lane, const char *path, const struct cj_helper_config *hc,
+                      unsigned pool_size, cj_error *err)
+{
+    lane->sock = -1;
+    pthread_mutex_init(&lane->lock, NULL);
+    if (start_helper(lane, path, err) < 0)
+        return -1;
+    ssize_t n = -1;
+    if (cj_send_msg(lane->sock, hc, sizeof *hc, NULL, 0) == (ssize_t)sizeof *hc)
+        n = cj_recv_msg(lane->sock, &lane->hello, sizeof lane->hello, NULL, NULL);
+    if (n != (ssize_t)sizeof lane->hello)
+        return cj_fail(err, EPROTO, "sandbox helper %s did not start", path);
+    lane->hello.error[sizeof lane->hello.error - 1] = '\0';
+    if (!lane->hello.ok)
+        return cj_fail(err, 0, "sandbox helper: %s", lane->hello.error);
+    if (pool_size && cj_pool_start(pool_size, make_ready_sandbox, lane, &lane->pool, err) < 0)
+        return -1;
+    return 0;
+}
+
+static void stop_lane(struct lane *lane)
+{
+    cj_pool_stop(lane->pool);
+    if (lane->sock >= 0)
+        close(lane->sock); /* the helper kills its sandboxes and exits */
+    if (lane->helper > 0) {
+        int status;
+        while (waitpid(lane->helper, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_mutex_destroy(&lane->lock);
+}
+
+/* "numpy,scipy.linalg" -> " numpy scipy " (top-level names, space-delimited). */
+static int preimport_triggers(const char *preimport, char *out, size_t size, cj_error *err)
+{
+    size_t len = 0;
+    out[len++] = ' ';
+    for (const char *p = preimport; *p;) {
+        size_t name = strcspn(p, ".,");
+        if (name && len + name + 2 > size)
+            return cj_fail(err, ENAMETOOLONG, "pre-import list too long");
+        memcpy(out + len, p, name);
+        len += name;
+        if (name)
+            out[len++] = ' ';
+        p += strcspn(p, ",");
+        p += *p == ',';
+    }
+    out[len] = '\0';
+    return 0;
+}
+
 int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **engine, cj_error *err)
 {
     char path[PATH_MAX];
@@ -112,38 +176,33 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
     if (snprintf(hc.env_dir, sizeof hc.env_dir, "%s", env_dir) >= (int)sizeof hc.env_dir)
         return cj_fail(err, ENAMETOOLONG, "environment path too long");
     const char *preimport = config->preimport ? config->preimport : "";
-    if (snprintf(hc.preimport, sizeof hc.preimport, "%s", preimport) >= (int)sizeof hc.preimport)
-        return cj_fail(err, ENAMETOOLONG, "pre-import list too long");
 
     struct cj_engine *e = calloc(1, sizeof *e);
     if (!e)
         return cj_fail_errno(err, "allocate engine");
-    e->sock = -1;
     e->stdout_cap = config->stdout_cap ? config->stdout_cap : CJ_STDOUT_CAP_DEFAULT;
     e->stderr_cap = config->stderr_cap ? config->stderr_cap : CJ_STDERR_CAP_DEFAULT;
-    pthread_mutex_init(&e->lock, NULL);
-    if (start_helper(e, path, err) < 0) {
+    if (preimport_triggers(preimport, e->triggers, sizeof e->triggers, err) < 0) {
         free(e);
         return -1;
     }
-    ssize_t n = -1;
-    if (cj_send_msg(e->sock, &hc, sizeof hc, NULL, 0) == (ssize_t)sizeof hc)
-        n = cj_recv_msg(e->sock, &e->hello, sizeof e->hello, NULL, NULL);
-    if (n != (ssize_t)sizeof e->hello) {
-        cj_fail(err, EPROTO, "sandbox helper %s did not start", path);
-        cj_engine_stop(e);
-        return -1;
-    }
-    e->hello.error[sizeof e->hello.error - 1] = '\0';
-    if (!e->hello.ok) {
-        cj_fail(err, 0, "sandbox helper: %s", e->hello.error);
-        cj_engine_stop(e);
-        return -1;
-    }
-    if (config->pool_size &&
-        cj_pool_start(config->pool_size, make_ready_sandbox, e, &e->pool, err) < 0) {
-        cj_engine_stop(e);
-        return -1;
+    /* Forking from an interpreter with large modules loaded costs more (page
+     * tables to copy and tear down), so code that does not mention them is
+     * served from a plain interpreter; both lanes behave the same. */
+    e->n_lanes = config->warm && e->triggers[1] ? 2 : 1;
+    for (unsigned i = 0; i < e->n_lanes; i++) {
+        if (snprintf(hc.preimport, sizeof hc.preimport, "%s",
+                     i == LANE_PREIMPORT ? preimport : "") >= (int)sizeof hc.preimport) {
+            cj_fail(err, ENAMETOOLONG, "pre-import list too long");
+            e->n_lanes = i;
+            cj_engine_stop(e);
+            return -1;
+        }
+        if (start_lane(&e->lanes[i], path, &hc, config->pool_size, err) < 0) {
+            e->n_lanes = i + 1;
+            cj_engine_stop(e);
+            return -1;
+        }
     }
     *engine = e;
     return 0;
@@ -153,26 +212,31 @@ void cj_engine_stop(struct cj_engine *e)
 {
     if (!e)
         return;
-    cj_pool_stop(e->pool);
-    if (e->sock >= 0)
-        close(e->sock); /* the helper kills its sandboxes and exits */
-    if (e->helper > 0) {
-        int status;
-        while (waitpid(e->helper, &status, 0) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_mutex_destroy(&e->lock);
+    for (unsigned i = 0; i < e->n_lanes; i++)
+        stop_lane(&e->lanes[i]);
     free(e);
+}
+
+unsigned cj_engine_lanes(const struct cj_engine *e)
+{
+    return e->n_lanes;
 }
 
 void cj_engine_layers(const struct cj_engine *e, struct cj_layer_report *report)
 {
+    /* Every lane's helper probes the same host with the same settings; a
+     * layer counts as active only if it is in all of them. */
+    const struct cj_helper_hello *first = &e->lanes[0].hello;
     for (int i = 0; i < CJ_LAYER_COUNT; i++) {
-        report->state[i] = (enum cj_layer_state)e->hello.state[i];
-        memcpy(report->detail[i], e->hello.detail[i], sizeof report->detail[i]);
+        report->state[i] = (enum cj_layer_state)first->state[i];
+        for (unsigned l = 1; l < e->n_lanes; l++) {
+            if (e->lanes[l].hello.state[i] != first->state[i])
+                report->state[i] = CJ_LAYER_FAILED;
+        }
+        memcpy(report->detail[i], first->detail[i], sizeof report->detail[i]);
         report->detail[i][sizeof report->detail[i] - 1] = '\0';
     }
-    report->rootful = e->hello.rootful;
+    report->rootful = first->rootful;
 }
 
 void cj_exec_result_free(struct cj_exec_result *result)
@@ -181,7 +245,7 @@ void cj_exec_result_free(struct cj_exec_result *result)
     cj_buf_free(&result->err);
 }
 
-static int spawn_sandbox(struct cj_engine *e, struct cj_ready_sandbox *s, cj_error *err)
+static int spawn_sandbox(struct lane *e, struct cj_ready_sandbox *s, cj_error *err)
 {
     struct cj_spawn_request request = {.type = CJ_SPAWN};
     struct cj_spawn_reply reply;
@@ -241,7 +305,7 @@ static int expect_ctl(struct cj_ready_sandbox *s, enum cj_ctl_type type, int tim
 /* Makes a sandbox and waits until every layer is up (the pool's fill). */
 static int make_ready_sandbox(void *ctx, struct cj_ready_sandbox *s, cj_error *err)
 {
-    struct cj_engine *e = ctx;
+    struct lane *e = ctx;
     double start = now_ms();
     if (spawn_sandbox(e, s, err) < 0)
         return -1;
@@ -335,115 +399,166 @@ static void kill_sandbox(struct cj_ready_sandbox *s)
     syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
 }
 
-/* Drains fd into buf; returns 1 at end of file, 0 when it would block, and
- * 2 when the cap was passed. */
-static int drain(int fd, struct cj_buf *buf, cj_error *err)
+enum drain_result { DRAIN_AGAIN, DRAIN_EOF, DRAIN_OVER_CAP };
+
+/* Reads what fd has into buf. Past the cap, data is read and dropped (the
+ * buffer keeps its first `cap` bytes), so a flood cannot block the sandbox. */
+static int drain(int fd, struct cj_buf *buf, enum drain_result *result, cj_error *err)
 {
     char chunk[65536];
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n == 0)
-            return 1;
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return errno == EAGAIN ? 0 : drain(fd, buf, err);
-            return cj_fail_errno(err, "read sandbox output");
+        if (n == 0) {
+            *result = DRAIN_EOF;
+            return 0;
         }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            *result = buf->truncated ? DRAIN_OVER_CAP : DRAIN_AGAIN;
+            return 0;
+        }
+        if (n < 0)
+            return cj_fail_errno(err, "read sandbox output");
         if (cj_buf_append(buf, chunk, (size_t)n) < 0)
             return cj_fail_errno(err, "store sandbox output");
-        if (buf->truncated)
-            return 2;
     }
 }
 
+/* Feeds stdin, collects stdout and stderr and the runner's status, and
+ * kills the sandbox at the wall-clock deadline. A descriptor that is done
+ * is taken out of the poll set (poll reports a hang-up even when no event
+ * is asked for). */
 static int run_io(struct cj_ready_sandbox *s, const struct cj_buf *in,
                   const struct cj_limits *limits, struct cj_exec_result *res, cj_error *err)
 {
     if (set_nonblocking(s->in, err) < 0 || set_nonblocking(s->out, err) < 0 ||
         set_nonblocking(s->err, err) < 0)
         return -1;
+    enum { OUT, ERR, CTL, PIDFD, IN };
+    struct pollfd pfd[5] = {
+        [OUT] = {s->out, POLLIN, 0},     [ERR] = {s->err, POLLIN, 0}, [CTL] = {s->ctl, POLLIN, 0},
+        [PIDFD] = {s->pidfd, POLLIN, 0}, [IN] = {s->in, POLLOUT, 0},
+    };
     size_t written = 0;
-    bool out_open = true, err_open = true, exited = false, init_gone = false;
+    bool exited = false, init_gone = false, killed = false;
     int wait_status = 0;
     double start = now_ms();
     double deadline = limits->realtime ? start + (double)limits->realtime * 1e3 : 0;
     double give_up = 0;
 
-    while (out_open || err_open || !(exited || init_gone)) {
-        struct pollfd pfd[5] = {
-            {s->out, out_open ? POLLIN : 0, 0},   {s->err, err_open ? POLLIN : 0, 0},
-            {s->ctl, exited ? 0 : POLLIN, 0},     {s->pidfd, init_gone ? 0 : POLLIN, 0},
-            {s->in, s->in >= 0 ? POLLOUT : 0, 0},
-        };
+    while (pfd[OUT].fd >= 0 || pfd[ERR].fd >= 0 || !(exited || init_gone)) {
         double now = now_ms();
-        double until = give_up ? give_up : deadline;
+        double until = killed ? give_up : deadline;
         int timeout = until ? (until > now ? (int)(until - now) + 1 : 0) : -1;
         int ready = poll(pfd, 5, timeout);
         if (ready < 0 && errno != EINTR)
             return cj_fail_errno(err, "poll sandbox");
         now = now_ms();
-        if (give_up && now >= give_up)
+        if (killed && now >= give_up)
             return cj_fail(err, ETIMEDOUT, "sandbox did not go away after SIGKILL");
-        if (!give_up && deadline && now >= deadline) {
+        if (!killed && deadline && now >= deadline) {
             kill_sandbox(s);
-            res->timed_out = true;
+            res->timed_out = killed = true;
             give_up = now + KILL_GRACE_MS;
         }
         if (ready <= 0)
             continue;
-        if (pfd[4].revents & (POLLOUT | POLLERR | POLLHUP)) {
+        if (pfd[IN].revents) {
             ssize_t n = write(s->in, in->data + written, in->len - written);
             if (n > 0)
                 written += (size_t)n;
+            /* Done, or the code stopped reading (EPIPE): either way it is
+             * given end of file. */
             if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == in->len) {
-                /* Done, or the code stopped reading (EPIPE): it gets EOF. */
                 close(s->in);
-                s->in = -1;
+                s->in = pfd[IN].fd = -1;
             }
         }
-        for (int i = 0; i < 2; i++) {
-            if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+        for (int i = OUT; i <= ERR; i++) {
+            if (!pfd[i].revents)
                 continue;
-            int r = drain(pfd[i].fd, i == 0 ? &res->out : &res->err, err);
-            if (r < 0)
+            enum drain_result r;
+            if (drain(pfd[i].fd, i == OUT ? &res->out : &res->err, &r, err) < 0)
                 return -1;
-            if (r == 2 && i == 0 && !give_up) {
-                /* Output past the cap cannot be valid globals; stop the code
+            if (r == DRAIN_EOF)
+                pfd[i].fd = -1;
+            else if (r == DRAIN_OVER_CAP && i == OUT && !killed) {
+                /* Output past the cap cannot be valid globals: stop the code
                  * rather than wait for it. */
                 kill_sandbox(s);
+                killed = true;
                 give_up = now + KILL_GRACE_MS;
             }
-            if (r == 1 || r == 2) {
-                bool *open_flag = i == 0 ? &out_open : &err_open;
-                if (r == 1 || i == 0)
-                    *open_flag = false;
-            }
         }
-        if (pfd[2].revents & (POLLIN | POLLHUP)) {
+        if (pfd[CTL].revents) {
             struct cj_ctl_msg msg;
             ssize_t n = cj_recv_msg(s->ctl, &msg, sizeof msg, NULL, NULL);
+            if (n == (ssize_t)sizeof msg && msg.type == CJ_CTL_FAILED) {
+                msg.error[sizeof msg.error - 1] = '\0';
+                return cj_fail(err, 0, "sandbox dispatch failed: %s", msg.error);
+            }
             if (n == (ssize_t)sizeof msg && msg.type == CJ_CTL_EXITED) {
                 exited = true;
                 wait_status = msg.wait_status;
-            } else if (n <= 0) {
-                init_gone = true; /* closed without a status: killed */
             }
+            if (n <= 0 || exited)
+                pfd[CTL].fd = -1;
         }
-        if (pfd[3].revents & POLLIN)
+        if (pfd[PIDFD].revents) {
             init_gone = true;
+            pfd[PIDFD].fd = -1;
+        }
     }
     res->run_ms = now_ms() - start;
-    if (res->timed_out || !exited) {
-        if (!res->timed_out && !give_up)
+    if (!exited) {
+        if (!killed)
             return cj_fail(err, EPROTO, "sandbox init died without reporting a status");
         res->status = -SIGKILL;
-    } else if (WIFEXITED(wait_status))
+    } else if (res->timed_out)
+        res->status = -SIGKILL;
+    else if (WIFEXITED(wait_status))
         res->status = WEXITSTATUS(wait_status);
     else if (WIFSIGNALED(wait_status))
         res->status = -WTERMSIG(wait_status);
     else
         return cj_fail(err, EPROTO, "sandbox reported wait status %#x", wait_status);
     return 0;
+}
+
+static bool is_identifier_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Whether code mentions `name` as a whole word (an import, or anything
+ * else: a false positive only costs a little speed). */
+static bool mentions(const char *code, size_t len, const char *name, size_t name_len)
+{
+    for (const char *p = code; (p = memmem(p, len - (size_t)(p - code), name, name_len));
+         p += name_len) {
+        bool starts = p == code || !is_identifier_char(p[-1]);
+        const char *end = p + name_len;
+        bool ends = end == code + len || !is_identifier_char(*end);
+        if (starts && ends)
+            return true;
+    }
+    return false;
+}
+
+static unsigned pick_lane(const struct cj_engine *e, const struct cj_exec_request *r)
+{
+    if (r->force_lane && r->force_lane <= e->n_lanes)
+        return r->force_lane - 1;
+    if (e->n_lanes == 1)
+        return LANE_PLAIN;
+    for (const char *t = e->triggers + 1; *t;) {
+        size_t n = strcspn(t, " ");
+        if (mentions(r->code, r->code_len, t, n))
+            return LANE_PREIMPORT;
+        t += n + 1;
+    }
+    return LANE_PLAIN;
 }
 
 int cj_engine_execute(struct cj_engine *e, const struct cj_exec_request *request,
@@ -457,13 +572,13 @@ int cj_engine_execute(struct cj_engine *e, const struct cj_exec_request *request
     if (build_stdin(request, &in, err) < 0)
         return -1;
 
+    struct lane *lane = &e->lanes[pick_lane(e, request)];
     struct cj_ready_sandbox s = CJ_READY_SANDBOX_NONE;
     int rc = -1;
-    if (!(e->pool && cj_pool_take(e->pool, &s)) && make_ready_sandbox(e, &s, err) < 0)
+    if (!(lane->pool && cj_pool_take(lane->pool, &s)) && make_ready_sandbox(lane, &s, err) < 0)
         goto out;
     res->setup_ms = s.setup_ms;
-    if (send_dispatch(&s, request, err) < 0 ||
-        expect_ctl(&s, CJ_CTL_STARTED, SETUP_TIMEOUT_MS, err) < 0)
+    if (send_dispatch(&s, request, err) < 0)
         goto out;
     rc = run_io(&s, &in, &request->limits, res, err);
 out:
@@ -477,5 +592,8 @@ out:
 
 unsigned cj_engine_pool_ready(struct cj_engine *e)
 {
-    return e->pool ? cj_pool_ready(e->pool) : 0;
+    unsigned ready = 0;
+    for (unsigned i = 0; i < e->n_lanes; i++)
+        ready += e->lanes[i].pool ? cj_pool_ready(e->lanes[i].pool) : 0;
+    return ready;
 }

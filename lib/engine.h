@@ -26,9 +26,10 @@
 struct cj_engine_config {
     const char *helper_path; /* NULL: codejail-sandbox beside the running program */
     const char *env_dir;     /* NULL: the build's CODEJAIL_ENV_DIR */
-    bool warm;               /* fork sandboxes from one started interpreter */
+    bool warm;               /* fork sandboxes from a started interpreter */
     unsigned pool_size;      /* sandboxes kept ready ahead of requests (0: none) */
-    const char *preimport;   /* warm mode: modules imported once (comma-separated) */
+    const char *preimport;   /* warm mode: modules imported once (comma-separated), in a
+                                second interpreter that serves code mentioning them */
     uint32_t uid_base;       /* first outer id for sandboxes when root (0: default) */
     uint64_t tmp_size;       /* cap of tmp/ (0: default) */
     uint64_t upload_size;    /* cap of uploaded files together (0: default) */
@@ -59,6 +60,7 @@ struct cj_exec_request {
     const struct cj_file *files;
     size_t n_files;
     struct cj_limits limits;
+    unsigned force_lane; /* 0: chosen by the code; n: lane n - 1 (self-check) */
 };
 
 struct cj_exec_result {
@@ -76,7 +78,9 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
                     cj_error *err);
 void cj_engine_stop(struct cj_engine *engine);
 void cj_engine_layers(const struct cj_engine *engine, struct cj_layer_report *report);
-/* Sandboxes ready in the pool right now (0 without a pool). */
+/* Lanes: 2 in warm mode with pre-imported modules (plain, pre-import), else 1. */
+unsigned cj_engine_lanes(const struct cj_engine *engine);
+/* Sandboxes ready in the pools right now (0 without a pool). */
 unsigned cj_engine_pool_ready(struct cj_engine *engine);
 
 /* Fills result (which the caller frees with cj_exec_result_free) when the

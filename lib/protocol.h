@@ -58,9 +58,11 @@ struct cj_spawn_reply {
 
 enum cj_ctl_type {
     CJ_CTL_READY = 1, /* init -> engine: every layer is up, the runner waits on stdin */
-    CJ_CTL_FAILED,    /* init -> engine: set-up failed, error says why; nothing ran */
-    CJ_CTL_DISPATCH,  /* engine -> init: limits and files (one memfd per file) */
-    CJ_CTL_STARTED,   /* init -> engine: files in place, limits applied; send stdin */
+    CJ_CTL_FAILED,    /* init -> engine: set-up or dispatch failed, error says why; the
+                         code did not run */
+    CJ_CTL_DISPATCH,  /* engine -> init: limits and files (one memfd per file); the
+                         engine writes stdin at once, which the runner reads only
+                         after init has applied the limits */
     CJ_CTL_EXITED,    /* init -> engine: the runner's wait status */
 };
 

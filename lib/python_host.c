@@ -3,6 +3,8 @@
 
 #include "python_host.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -107,7 +109,24 @@ static int set_argv_and_path(const char *run_dir)
     return rc;
 }
 
-_Noreturn void cj_python_run(const char *run_dir, int warm)
+static PyObject *compile_runner(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    char source[65536];
+    size_t n = fread(source, 1, sizeof source - 1, f);
+    bool complete = feof(f) && !ferror(f);
+    fclose(f);
+    if (!complete) {
+        PyErr_Format(PyExc_OSError, "could not read %s whole", path);
+        return NULL;
+    }
+    source[n] = '\0';
+    return Py_CompileString(source, path, Py_file_input);
+}
+
+_Noreturn void cj_python_run(const char *run_dir, int warm, int go_fd)
 {
     cj_error err = {0};
     if (warm)
@@ -116,22 +135,41 @@ _Noreturn void cj_python_run(const char *run_dir, int warm)
         fprintf(stderr, "codejail: %s\n", err.msg);
         _exit(1);
     }
-    if (set_argv_and_path(run_dir) < 0) {
+    char path[CJ_RUN_DIR_MAX + 16];
+    snprintf(path, sizeof path, "%s/jailed_code", run_dir);
+    PyObject *main_module = PyImport_AddModule("__main__"); /* borrowed */
+    PyObject *globals = main_module ? PyModule_GetDict(main_module) : NULL;
+    PyObject *code = compile_runner(path);
+    PyObject *file = PyUnicode_FromString(path);
+    if (set_argv_and_path(run_dir) < 0 || !globals || !code || !file ||
+        PyDict_SetItemString(globals, "__file__", file) < 0) {
         PyErr_Print();
         _exit(1);
     }
+    Py_DECREF(file);
 
-    char path[CJ_RUN_DIR_MAX + 16];
-    snprintf(path, sizeof path, "%s/jailed_code", run_dir);
-    FILE *script = fopen(path, "rb");
-    if (!script) {
-        perror(path);
+    /* Compiled ahead; the input may be read once the limits are on. */
+    char go;
+    ssize_t n;
+    do
+        n = read(go_fd, &go, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
         _exit(1);
+    close(go_fd);
+
+    PyObject *result = PyEval_EvalCode(code, globals, globals);
+    int rc = 0;
+    if (!result) {
+        /* SystemExit ends the process here with its own status, as in
+         * `python3 jailed_code`; anything else prints its traceback. */
+        PyErr_Print();
+        rc = 1;
     }
-    int rc = PyRun_SimpleFileExFlags(script, path, 1, NULL);
+    Py_XDECREF(result);
     flush_stream("stdout");
     flush_stream("stderr");
     /* Skipping finalization: the process is single-use and everything it
      * wrote has been flushed. */
-    _exit(rc == 0 ? 0 : 1);
+    _exit(rc);
 }

@@ -21,9 +21,10 @@ int cj_python_init(const char *preimport, cj_error *err);
 void cj_python_before_fork(void);
 void cj_python_after_fork_parent(void);
 
-/* Runs run_dir/jailed_code as __main__ (after fork in warm mode, after
- * cj_python_init in cold mode) and exits with its status: 0, 1 on an
- * uncaught exception, or the code's own SystemExit. */
-_Noreturn void cj_python_run(const char *run_dir, int warm);
+/* Compiles run_dir/jailed_code (after fork in warm mode, after
+ * cj_python_init in cold mode), waits for a byte on go_fd (the request's
+ * limits are then in place), runs it as __main__ and exits with its status:
+ * 0, 1 on an uncaught exception, or the code's own SystemExit. */
+_Noreturn void cj_python_run(const char *run_dir, int warm, int go_fd);
 
 #endif

@@ -26,7 +26,7 @@ extern const char cj_jailed_code[];
 extern const size_t cj_jailed_code_len;
 
 /* Descriptor numbers inside the sandbox. */
-enum { FD_CTL = 3, FD_PROC = 4, FD_SYNC = 5, FD_REPORT = 6 };
+enum { FD_CTL = 3, FD_PROC = 4, FD_SYNC = 5, FD_REPORT = 6, FD_GO = 7 };
 
 #define IS_ACTIVE(spec, layer) (((spec)->active & CJ_LAYER_BIT(layer)) != 0)
 
@@ -123,8 +123,8 @@ static int forbid_nested_namespaces(int proc_fd, cj_error *err)
 static void runner_main(const struct cj_sandbox_spec *spec)
 {
     cj_error err = {0};
-    const int keep[] = {0, 1, 2, FD_PROC, FD_REPORT};
-    if (cj_close_fds_except(keep, 5, &err) < 0)
+    const int keep[] = {0, 1, 2, FD_PROC, FD_REPORT, FD_GO};
+    if (cj_close_fds_except(keep, 6, &err) < 0)
         runner_fail(&err);
 
     if (set_fixed_limits(&err) < 0)
@@ -167,7 +167,7 @@ static void runner_main(const struct cj_sandbox_spec *spec)
 
     runner_report("OK");
     close(FD_REPORT);
-    cj_python_run(spec->run_dir, spec->warm);
+    cj_python_run(spec->run_dir, spec->warm, FD_GO);
 }
 
 static int wait_for_runner_report(pid_t runner, cj_error *err)
@@ -357,8 +357,10 @@ _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
         init_fail(&err);
     }
 
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) < 0) {
+    /* report: the runner tells when every layer is up; go: this process
+     * tells the runner it may read its input, once the limits are on. */
+    int report[2], release[2];
+    if (pipe2(report, O_CLOEXEC) < 0 || pipe2(release, O_CLOEXEC) < 0) {
         cj_fail_errno(&err, "pipe");
         init_fail(&err);
     }
@@ -368,17 +370,18 @@ _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
         init_fail(&err);
     }
     if (runner == 0) {
-        if (cj_move_fd(report[1], FD_REPORT, &err) < 0)
+        if (cj_move_fd(report[1], FD_REPORT, &err) < 0 || cj_move_fd(release[0], FD_GO, &err) < 0)
             _exit(127);
         runner_main(spec);
     }
     close(report[1]);
-    if (cj_move_fd(report[0], FD_REPORT, &err) < 0)
+    close(release[0]);
+    if (cj_move_fd(report[0], FD_REPORT, &err) < 0 || cj_move_fd(release[1], FD_GO, &err) < 0)
         init_fail(&err);
     /* Only the runner keeps the standard streams, so they reach end of file
      * when its processes are gone. */
-    const int keep[] = {FD_CTL, FD_REPORT};
-    if (cj_close_fds_except(keep, 2, &err) < 0)
+    const int keep[] = {FD_CTL, FD_REPORT, FD_GO};
+    if (cj_close_fds_except(keep, 3, &err) < 0)
         init_fail(&err);
 
     if (wait_for_runner_report(runner, &err) < 0) {
@@ -394,11 +397,12 @@ _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
         kill(runner, SIGKILL);
         init_fail(&err);
     }
-    msg.type = CJ_CTL_STARTED;
-    if (cj_send_msg(FD_CTL, &msg, sizeof msg, NULL, 0) < 0) {
+    if (write(FD_GO, "g", 1) != 1) {
+        cj_fail_errno(&err, "release runner");
         kill(runner, SIGKILL);
-        _exit(127);
+        init_fail(&err);
     }
+    close(FD_GO);
 
     int status = 0;
     for (;;) {

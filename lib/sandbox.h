@@ -13,7 +13,8 @@
  *           resume the interpreter, which runs jailed_code and blocks on stdin
  *   init:   report READY; on DISPATCH put the uploaded files in the run
  *           directory, apply the request's rlimits (CPU
- *           time spent warming up not counted); report STARTED; wait for the
+ *           time spent warming up not counted); let the runner read its
+ *           input (until then it waits on a pipe of its own); wait for the
  *           runner; report its wait status (EXITED); die, taking every
  *           process of the sandbox with it
  *

@@ -18,23 +18,24 @@
  * gives; anything else names what happened instead. */
 static const struct probe {
     const char *name;
+    const char *preimport_name; /* the same probe in the pre-import lane */
     const char *code;
     const char *expect;
 } probes[] = {
-    {"basic_execution", "x = x + 1", NULL},
-    {"list_root_denied",
+    {"basic_execution", "preimport_basic_execution", "x = x + 1", NULL},
+    {"list_root_denied", "preimport_list_root_denied",
      "import os\n"
      "try:\n    os.listdir('/')\n    r = 'allowed'\n"
      "except PermissionError:\n    r = 'denied'\n"
      "except Exception as e:\n    r = repr(e)\n",
      "denied"},
-    {"subprocess_denied",
+    {"subprocess_denied", "preimport_subprocess_denied",
      "import subprocess\n"
      "try:\n    subprocess.run(['/usr/bin/true'])\n    r = 'allowed'\n"
      "except (PermissionError, BlockingIOError):\n    r = 'denied'\n"
      "except Exception as e:\n    r = repr(e)\n",
      "denied"},
-    {"inet_socket_denied",
+    {"inet_socket_denied", "preimport_inet_socket_denied",
      "import socket\n"
      "try:\n    socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n    r = 'allowed'\n"
      "except PermissionError:\n    r = 'denied'\n"
@@ -42,7 +43,8 @@ static const struct probe {
      "denied"},
 };
 
-static void run_probe(struct cj_engine *engine, const struct probe *p, struct cj_check *check)
+static void run_probe(struct cj_engine *engine, const struct probe *p, unsigned lane,
+                      struct cj_check *check)
 {
     static const char globals[] = "{\"x\": 16}";
     struct cj_exec_request request = {
@@ -51,10 +53,11 @@ static void run_probe(struct cj_engine *engine, const struct probe *p, struct cj
         .globals_json = globals,
         .globals_len = sizeof globals - 1,
         .limits = cj_limits_default,
+        .force_lane = lane + 1,
     };
     struct cj_exec_result result;
     cj_error err = {0};
-    check->name = p->name;
+    check->name = lane ? p->preimport_name : p->name;
     check->passed = false;
     if (cj_engine_execute(engine, &request, &result, &err) < 0) {
         snprintf(check->detail, sizeof check->detail, "%.250s", err.msg);
@@ -138,10 +141,13 @@ void cj_selfcheck_run(struct cj_engine *engine, cj_layer_set required, const cha
                               !needed;
         report->ok &= report->layer_ok[i];
     }
-    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
-        struct cj_check *check = &report->checks[report->n_checks++];
-        run_probe(engine, &probes[i], check);
-        report->ok &= check->passed;
+    /* Every lane (plain and pre-import interpreters) must pass every probe. */
+    for (unsigned lane = 0; lane < cj_engine_lanes(engine); lane++) {
+        for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+            struct cj_check *check = &report->checks[report->n_checks++];
+            run_probe(engine, &probes[i], lane, check);
+            report->ok &= check->passed;
+        }
     }
     if (egress_probe && *egress_probe) {
         struct cj_check *check = &report->checks[report->n_checks++];

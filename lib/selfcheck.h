@@ -14,7 +14,7 @@
 #include "buf.h"
 #include "engine.h"
 
-#define CJ_SELFCHECK_MAX 8
+#define CJ_SELFCHECK_MAX 12
 
 struct cj_check {
     const char *name;
