@@ -6,6 +6,8 @@
  * that profile was chosen, and the environment wins over the file. */
 #include "config.h"
 
+#define DEFAULT_PREIMPORT "numpy,matplotlib.pyplot"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -168,9 +170,14 @@ static int set_defaults(struct cj_config *c, enum cj_profile profile, cj_error *
         .max_body_bytes = 32u << 20,
         .max_fields = 16,
         .connection_timeout_s = 30,
-        .warm = dev,
+        /* Warm pools in both profiles: a cold sandbox pays the interpreter's
+         * start-up, and matplotlib's font scan (about a CPU second) would
+         * not fit the default CPU limit. */
+        .warm = true,
+        .pool_size = 2,
+        .preimport = strdup(DEFAULT_PREIMPORT),
     };
-    if (!c->listen)
+    if (!c->listen || !c->preimport)
         return cj_fail(err, ENOMEM, "configuration: out of memory");
     return 0;
 }

@@ -552,6 +552,9 @@ static unsigned pick_lane(const struct cj_engine *e, const struct cj_exec_reques
         return r->force_lane - 1;
     if (e->n_lanes == 1)
         return LANE_PLAIN;
+    /* Uploaded helper modules may import anything. */
+    if (r->n_files)
+        return LANE_PREIMPORT;
     for (const char *t = e->triggers + 1; *t;) {
         size_t n = strcspn(t, " ");
         if (mentions(r->code, r->code_len, t, n))

@@ -29,7 +29,8 @@ struct cj_engine_config {
     bool warm;               /* fork sandboxes from a started interpreter */
     unsigned pool_size;      /* sandboxes kept ready ahead of requests (0: none) */
     const char *preimport;   /* warm mode: modules imported once (comma-separated), in a
-                                second interpreter that serves code mentioning them */
+                                second interpreter that serves code mentioning them
+                                or uploading files */
     uint32_t uid_base;       /* first outer id for sandboxes when root (0: default) */
     uint64_t tmp_size;       /* cap of tmp/ (0: default) */
     uint64_t upload_size;    /* cap of uploaded files together (0: default) */

@@ -73,6 +73,24 @@ int cj_python_init(const char *preimport, cj_error *err)
     return import_modules(preimport, err);
 }
 
+int cj_python_setenv(const char *name, const char *value, cj_error *err)
+{
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *environ = os ? PyObject_GetAttrString(os, "environ") : NULL;
+    PyObject *key = PyUnicode_FromString(name);
+    PyObject *text = PyUnicode_FromString(value);
+    int rc = environ && key && text ? PyObject_SetItem(environ, key, text) : -1;
+    Py_XDECREF(text);
+    Py_XDECREF(key);
+    Py_XDECREF(environ);
+    Py_XDECREF(os);
+    if (rc < 0) {
+        PyErr_Print();
+        return cj_fail(err, 0, "set os.environ[%s] (traceback on stderr)", name);
+    }
+    return 0;
+}
+
 void cj_python_before_fork(void)
 {
     PyOS_BeforeFork();

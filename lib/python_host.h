@@ -17,6 +17,10 @@
  * imports each module in `preimport` (comma-separated, may be empty). */
 int cj_python_init(const char *preimport, cj_error *err);
 
+/* Sets os.environ[name] (and so the process environment) in the running
+ * interpreter. */
+int cj_python_setenv(const char *name, const char *value, cj_error *err);
+
 /* Around fork() of a process holding an initialized interpreter. */
 void cj_python_before_fork(void);
 void cj_python_after_fork_parent(void);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -79,6 +80,15 @@ static void set_layer(struct helper *h, enum cj_layer layer, enum cj_layer_state
         h->active |= CJ_LAYER_BIT(layer);
     else
         h->active &= ~CJ_LAYER_BIT(layer);
+}
+
+static const char *sandbox_value(const char *name)
+{
+    for (size_t i = 0; i < sizeof sandbox_environment / sizeof sandbox_environment[0]; i++) {
+        if (strcmp(sandbox_environment[i][0], name) == 0)
+            return sandbox_environment[i][1];
+    }
+    abort(); /* only called with names from the table */
 }
 
 static int set_environment(cj_error *err)
@@ -171,8 +181,27 @@ static int warm_up(struct helper *h, cj_error *err)
         return -1;
     char modules[sizeof h->config.preimport + 8];
     snprintf(modules, sizeof modules, "json,%s", h->config.preimport);
+    /* Some modules want a writable cache while they are imported (matplotlib
+     * builds its font list, half a second, which each sandbox would
+     * otherwise pay). They get a scratch tmpfs at /tmp for the import only:
+     * it is gone before the first sandbox is made, and each sandbox mounts
+     * its own /tmp anyway. */
+    bool scratch = h->config.preimport[0] != '\0';
+    if (scratch) {
+        if (mount("codejail-warmup", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=0700,size=64m") < 0)
+            return cj_fail_errno(err, "mount warm-up scratch on /tmp");
+        if (setenv("MPLCONFIGDIR", "/tmp", 1) < 0)
+            return cj_fail_errno(err, "setenv MPLCONFIGDIR");
+    }
     if (cj_python_init(modules, err) < 0)
         return -1;
+    if (scratch) {
+        if (cj_python_setenv("MPLCONFIGDIR", sandbox_value("MPLCONFIGDIR"), err) < 0)
+            return -1;
+        if (umount2("/tmp", MNT_DETACH) < 0)
+            return cj_fail_errno(err, "unmount warm-up scratch");
+    }
     int threads = count_threads(h->proc_fd, err);
     if (threads < 0)
         return -1;

@@ -63,8 +63,9 @@ static void assert_common_defaults(const struct cj_config *c)
     assert_int_equal(c->max_body_bytes, 32u << 20);
     assert_int_equal(c->max_fields, 16);
     assert_int_equal(c->connection_timeout_s, 30);
-    assert_int_equal(c->pool_size, 0);
-    assert_null(c->preimport);
+    assert_true(c->warm);
+    assert_int_equal(c->pool_size, 2);
+    assert_string_equal(c->preimport, "numpy,matplotlib.pyplot");
     assert_null(c->env_dir);
     assert_int_equal(c->uid_base, 0);
     assert_int_equal(c->tmp_size, 0);
@@ -80,7 +81,6 @@ static void test_defaults_production(void **state)
     assert_int_equal(c.profile, CJ_PROFILE_PRODUCTION);
     assert_string_equal(c.listen, "0.0.0.0");
     assert_false(c.enabled);
-    assert_false(c.warm);
     assert_common_defaults(&c);
     cj_config_free(&c);
 }
@@ -94,7 +94,6 @@ static void test_defaults_development(void **state)
     assert_int_equal(c.profile, CJ_PROFILE_DEVELOPMENT);
     assert_string_equal(c.listen, "127.0.0.1");
     assert_true(c.enabled);
-    assert_true(c.warm);
     assert_common_defaults(&c);
     cj_config_free(&c);
 
