@@ -64,98 +64,6 @@ static int oom(cj_error *err)
     return cj_fail(err, ENOMEM, "payload: out of memory");
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    return (c | 0x20) - 'a' + 10;
-}
-
-static unsigned hex4(const char *s)
-{
-    unsigned cp = 0;
-    for (int i = 0; i < 4; i++)
-        cp = cp << 4 | (unsigned)hex_value(s[i]);
-    return cp;
-}
-
-static size_t put_utf8(char *out, unsigned cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* Unescapes the body s[0, n) of a string pyjson accepted (so every escape is
- * well-formed) into out, which has room for n + 1 bytes: no escape is shorter
- * than what it stands for. As in pyjson.c, a \uD8xx\uDCxx pair is one
- * character and any other surrogate escape stays a lone surrogate, written in
- * its 3-byte generalized UTF-8 form (ED A0 80 for U+D800) so that it can be
- * found and reported. */
-static size_t unescape(const char *s, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        if (s[i] != '\\') {
-            out[o++] = s[i++];
-            continue;
-        }
-        char c = s[i + 1];
-        i += 2;
-        switch (c) {
-        case 'b':
-            out[o++] = '\b';
-            break;
-        case 'f':
-            out[o++] = '\f';
-            break;
-        case 'n':
-            out[o++] = '\n';
-            break;
-        case 'r':
-            out[o++] = '\r';
-            break;
-        case 't':
-            out[o++] = '\t';
-            break;
-        case 'u': {
-            unsigned cp = hex4(s + i);
-            i += 4;
-            if (cp >= 0xd800 && cp < 0xdc00 && n - i >= 6 && s[i] == '\\' && s[i + 1] == 'u') {
-                unsigned low = hex4(s + i + 2);
-                if (low >= 0xdc00 && low < 0xe000) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
-                    i += 6;
-                }
-            }
-            o += put_utf8(out + o, cp);
-            break;
-        }
-        default: /* '"', '\\' and '/' stand for themselves */
-            out[o++] = c;
-        }
-    }
-    out[o] = '\0';
-    return o;
-}
-
 /* The decoded string at span (quotes included), NUL-terminated, or NULL when
  * out of memory. */
 static char *decode_string(const char *text, struct cj_json_span span, size_t *len)
@@ -163,7 +71,7 @@ static char *decode_string(const char *text, struct cj_json_span span, size_t *l
     size_t n = span.end - span.start - 2;
     char *out = malloc(n + 1);
     if (out)
-        *len = unescape(text + span.start + 1, n, out);
+        *len = cj_pyjson_unescape(text + span.start + 1, n, out);
     return out;
 }
 
@@ -560,7 +468,7 @@ static int check_path_entry(void *ctx, const char *key, size_t index, struct cj_
     size_t n = v.end - v.start - 2;
     if (n >= sizeof decoded)
         return 1;
-    size_t dlen = unescape(text + v.start + 1, n, decoded);
+    size_t dlen = cj_pyjson_unescape(text + v.start + 1, n, decoded);
     return dlen == strlen(CJ_PYTHON_LIB_ZIP) && memcmp(decoded, CJ_PYTHON_LIB_ZIP, dlen) == 0 ? 0
                                                                                               : 1;
 }

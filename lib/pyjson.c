@@ -410,7 +410,7 @@ static size_t put_utf8(char *out, unsigned cp)
  * key stays distinct from every valid UTF-8 key (it can never match "code"),
  * strict UTF-8 consumers such as jansson refuse it instead of mangling it, and
  * cj_repr_str() prints it back as Python would ('\ud800'). */
-static size_t unescape(const char *s, size_t n, char *out)
+size_t cj_pyjson_unescape(const char *s, size_t n, char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < n;) {
@@ -478,7 +478,7 @@ static int each_item(const char *text, size_t len, struct cj_json_span span, boo
         size_t keylen = index;
         if (object) {
             size_t close = string_close(text, end, pos);
-            keylen = unescape(text + pos + 1, close - pos - 1, key);
+            keylen = cj_pyjson_unescape(text + pos + 1, close - pos - 1, key);
             pos = skip_ws(text, end, close + 1); /* at ':' */
             pos = skip_ws(text, end, pos + 1);
         }

@@ -47,6 +47,13 @@ typedef int (*cj_json_member_fn)(void *ctx, const char *key, size_t keylen,
 int cj_pyjson_object_members(const char *text, size_t len, struct cj_json_span object,
                              cj_json_member_fn fn, void *ctx, cj_error *err);
 
+/* Unescapes the body s[0, n) (between the quotes) of a string that
+ * cj_pyjson_validate accepted into out, which needs n + 1 bytes; returns the
+ * length (out is NUL-terminated). A \uD8xx\uDCxx pair becomes one character;
+ * a lone surrogate escape becomes its generalized 3-byte UTF-8 form (ED A0 80
+ * for U+D800), which strict UTF-8 consumers refuse rather than mangle. */
+size_t cj_pyjson_unescape(const char *s, size_t n, char *out);
+
 /* Calls fn once per element of the array at `array` (key NULL, keylen = index). */
 int cj_pyjson_array_elements(const char *text, size_t len, struct cj_json_span array,
                              cj_json_member_fn fn, void *ctx, cj_error *err);
