@@ -4,6 +4,7 @@ TESTBUILD  ?= build-test
 ENV_DIR    ?= $(CURDIR)/$(BUILD)/sandbox-env
 PORT       ?= 8080
 JOBS       ?= $(shell nproc)
+FUZZ_RUNS  ?= 20000
 
 .PHONY: all deps build build-test env run test unit integration format check-format clean
 
@@ -32,12 +33,15 @@ run: build env
 	$(BUILD)/codejaild --profile development --listen 127.0.0.1 --port $(PORT)
 
 # Unit and engine tests (sanitizer build), then the sandbox's integration
-# tests against both builds and the API tests against the daemon, each inside
-# a network namespace of its own with only loopback up.
+# tests against both builds and the API tests against the daemon (pool on and
+# off), each inside a network namespace of its own with only loopback up;
+# then each libFuzzer target for a bounded number of runs.
 test: build build-test env check-format
 	unshare --net sh -c 'ip link set lo up && cd $(TESTBUILD) && ctest --output-on-failure'
 	tests/run-integration.sh $(CURDIR)/$(TESTBUILD) $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh $(CURDIR)/$(BUILD)
+	tests/run-api-tests.sh --pool-off $(CURDIR)/$(BUILD)
+	tests/run-fuzz.sh -runs=$(FUZZ_RUNS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

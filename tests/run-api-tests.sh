@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs the black-box API tests (api_tests/) against the daemon of a build.
 #
-# usage: tests/run-api-tests.sh [--without LAYER[,LAYER...]] BUILD_DIR [-- PYTEST_ARGS...]
+# usage: tests/run-api-tests.sh [--pool-off] [--without LAYER[,LAYER...]] BUILD_DIR [-- PYTEST_ARGS...]
 #
 # Inside a network namespace of its own (only loopback, up), it starts
 #   BUILD_DIR/codejaild --profile development --listen 127.0.0.1 --port <free port>
@@ -12,6 +12,9 @@
 # ("enabled": false), one whose start-up safety check fails (its egress probe
 # is the first daemon, which it can reach). Exits non-zero on any failure.
 #
+# --pool-off runs the main daemon with every sandbox cold (no warm
+# interpreter, no pool), the other configuration the suite must pass in.
+#
 # --without LAYER,... (testing builds, CODEJAIL_TESTING=ON) removes sandbox
 # layers from the daemon and runs the suite as a sabotage test: it succeeds
 # when some test_deny_* tests now fail (the deny tests can fail) and no
@@ -19,13 +22,15 @@
 set -u
 
 usage() {
-    echo "usage: $0 [--without LAYER[,LAYER...]] BUILD_DIR [-- PYTEST_ARGS...]" >&2
+    echo "usage: $0 [--pool-off] [--without LAYER[,LAYER...]] BUILD_DIR [-- PYTEST_ARGS...]" >&2
     exit 2
 }
 
 without=""
+pool=""
 while [ $# -gt 0 ]; do
     case "$1" in
+        --pool-off) pool='"warm": false, "pool_size": 0, "preimport": null, '; shift ;;
         --without) [ $# -ge 2 ] || usage; without="$2"; shift 2 ;;
         --without=*) without="${1#--without=}"; shift ;;
         -*) usage ;;
@@ -54,6 +59,7 @@ fi
 if [ -z "${CODEJAIL_API_TESTS_NETNS:-}" ]; then
     args=()
     [ -n "$without" ] && args+=(--without "$without")
+    [ -n "$pool" ] && args+=(--pool-off)
     exec unshare --net env CODEJAIL_API_TESTS_NETNS=1 /bin/bash -c \
         'ip link set lo up && exec "$@"' run-api-tests "$0" "${args[@]}" "$build" -- "$@"
 fi
@@ -196,7 +202,7 @@ fi
 
 # The main instance: the profile's default limits (REALTIME 3, CPU 1) plus the
 # override context the suite tests.
-start main "{\"limit_overrides\": {\"$override\": {\"REALTIME\": 10, \"CPU\": 5}}}" "${extra[@]}"
+start main "{$pool\"limit_overrides\": {\"$override\": {\"REALTIME\": 10, \"CPU\": 5}}}" "${extra[@]}"
 if [ -n "$without" ]; then
     # With layers removed the start-up safety check should fail; sabotage
     # testing needs a daemon that serves anyway (testing builds).
@@ -219,7 +225,7 @@ if [ -z "$without" ]; then
     export CODEJAIL_API_TESTS_MISCONFIGURED_URL="http://127.0.0.1:${ports[misconfigured]}"
 fi
 
-echo "== api tests against $daemon at $base${without:+ without $without}"
+echo "== api tests against $daemon at $base${without:+ without $without}${pool:+ (pool off)}"
 export CODEJAIL_SERVICE_URL="$base"
 export CODEJAIL_API_TESTS_OVERRIDE_CONTEXT="$override"
 export CODEJAIL_API_TESTS_ENV_CANARY="$canary_name=$canary_value"
