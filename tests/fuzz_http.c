@@ -268,59 +268,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef CJ_FUZZ_REPLAY
-static int run_file(const char *path)
-{
-    cleanup_file FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "fuzz_http: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    struct cj_buf data;
-    cj_buf_init(&data, 0);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (cj_buf_append(&data, chunk, n) < 0) {
-            cj_buf_free(&data);
-            return -1;
-        }
-    }
-    int rc = ferror(f) ? -1 : 0;
-    if (rc == 0)
-        LLVMFuzzerTestOneInput((const uint8_t *)(data.data ? data.data : ""), data.len);
-    cj_buf_free(&data);
-    return rc;
-}
+#include "fuzz_replay.h"
 
 int main(int argc, char **argv)
 {
     LLVMFuzzerInitialize(&argc, &argv);
     show = getenv("FUZZ_HTTP_SHOW") != NULL;
-    unsigned inputs = 0, failed = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
-            failed += run_file(argv[i]) < 0;
-            inputs++;
-            continue;
-        }
-        cleanup_dir DIR *dir = opendir(argv[i]);
-        if (!dir) {
-            fprintf(stderr, "fuzz_http: %s: %s\n", argv[i], strerror(errno));
-            failed++;
-            continue;
-        }
-        for (struct dirent *e; (e = readdir(dir));) {
-            if (e->d_name[0] == '.')
-                continue;
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
-            failed += run_file(path) < 0;
-            inputs++;
-        }
-    }
+    int rc = cj_fuzz_replay("fuzz_http", argc, argv);
     cj_http_stop(http, 0);
-    printf("fuzz_http: %u inputs replayed, %u unreadable\n", inputs, failed);
-    return failed || inputs == 0 ? 1 : 0;
+    return rc;
 }
 #endif

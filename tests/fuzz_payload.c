@@ -93,58 +93,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef CJ_FUZZ_REPLAY
-static int run_file(const char *path)
-{
-    cleanup_file FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "fuzz_payload: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    cleanup_free char *data = NULL;
-    size_t len = 0, alloc = 0, n;
-    do {
-        if (len == alloc) {
-            alloc = alloc ? 2 * alloc : 65536;
-            char *grown = realloc(data, alloc);
-            if (!grown)
-                return -1;
-            data = grown;
-        }
-        n = fread(data + len, 1, alloc - len, f);
-        len += n;
-    } while (n > 0);
-    if (ferror(f))
-        return -1;
-    LLVMFuzzerTestOneInput((const uint8_t *)data, len);
-    return 0;
-}
+#include "fuzz_replay.h"
 
 int main(int argc, char **argv)
 {
-    unsigned inputs = 0, failed = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
-            failed += run_file(argv[i]) < 0;
-            inputs++;
-            continue;
-        }
-        cleanup_dir DIR *dir = opendir(argv[i]);
-        if (!dir) {
-            fprintf(stderr, "fuzz_payload: %s: %s\n", argv[i], strerror(errno));
-            failed++;
-            continue;
-        }
-        for (struct dirent *e; (e = readdir(dir));) {
-            if (e->d_name[0] == '.')
-                continue;
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
-            failed += run_file(path) < 0;
-            inputs++;
-        }
-    }
-    printf("fuzz_payload: %u inputs replayed, %u unreadable\n", inputs, failed);
-    return failed || inputs == 0 ? 1 : 0;
+    return cj_fuzz_replay("fuzz_payload", argc, argv);
 }
 #endif
