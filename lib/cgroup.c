@@ -390,6 +390,11 @@ bool cj_cgroup_root_usable(const struct cj_cgroup_root *root)
     return root->memory_fd >= 0 || root->pids_fd >= 0 || root->unified_fd >= 0;
 }
 
+bool cj_cgroup_root_limits(const struct cj_cgroup_root *root)
+{
+    return root->memory_fd >= 0 && root->pids_fd >= 0;
+}
+
 /* The parent's own name is not kept (root_close may run in a process other
  * than the one that opened it, after a pivot_root), so it is found in the
  * directory above by inode. */

@@ -32,6 +32,9 @@ struct cj_cgroup_root {
  * usable cgroup (not an error: the layer is then unavailable). */
 int cj_cgroup_root_open(struct cj_cgroup_root *root, cj_error *err);
 bool cj_cgroup_root_usable(const struct cj_cgroup_root *root);
+/* Whether both a memory and a pids limit can be set (a kill switch alone
+ * limits nothing). */
+bool cj_cgroup_root_limits(const struct cj_cgroup_root *root);
 /* Removes the parents (they must be empty) and closes the fds. */
 void cj_cgroup_root_close(struct cj_cgroup_root *root);
 

@@ -152,12 +152,13 @@ static int probe_layers(struct helper *h, cj_error *err)
         set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_UNAVAILABLE, "not root");
     else if (cj_cgroup_root_open(&h->cgroups, err) < 0)
         return cj_error_prefix(err, "cgroups");
-    else if (h->cgroups.memory_fd < 0 || h->cgroups.pids_fd < 0)
+    else if (!cj_cgroup_root_limits(&h->cgroups)) {
         /* A kill switch alone limits nothing, and the PID namespace already
-         * kills everything: the layer is not claimed. */
+         * kills everything: the layer is not claimed, nor its groups kept. */
+        cj_cgroup_root_close(&h->cgroups);
         set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_UNAVAILABLE,
                   "no writable cgroup with both memory and pids controllers");
-    else
+    } else
         set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_ACTIVE, "memory, pids");
 
     set_layer(h, CJ_LAYER_USERNS, CJ_LAYER_ACTIVE, h->rootful ? "two ids per sandbox" : "one id");
