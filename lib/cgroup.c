@@ -507,11 +507,12 @@ int cj_cgroup_open_unified(const struct cj_cgroup_root *root, const char *name, 
 int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid,
                      bool in_unified, cj_error *err)
 {
-    if (check_name(name, err) < 0)
+    if (name && check_name(name, err) < 0)
         return -1;
     char path[GROUP_PATH_MAX];
     char value[16];
-    group_path(path, name, "cgroup.procs");
+    /* Each parent was made inside the caller's own group. */
+    group_path(path, name ? name : "..", "cgroup.procs");
     snprintf(value, sizeof value, "%d", (int)pid);
     int fds[3];
     int n = distinct_fds(root, fds);
@@ -527,18 +528,20 @@ int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t 
 static int kill_pid(long pid, int dirfd, const char *procs, cj_error *err)
 {
     /* Pids outside our PID namespace are listed as 0, and kill(0) would
-     * signal our own process group. */
-    if (pid <= 0 || (pid_t)pid != pid)
+     * signal our own process group. The caller is listed only if it could
+     * not leave a group it stood in to create a process there. */
+    if (pid <= 0 || (pid_t)pid != pid || (pid_t)pid == getpid())
         return 0;
     if (kill((pid_t)pid, SIGKILL) < 0 && errno != ESRCH) {
         char what[64];
         snprintf(what, sizeof what, "kill %ld listed in", pid);
         return fail_at(err, errno, what, dirfd, procs);
     }
-    return 0;
+    return 1;
 }
 
-/* Sends SIGKILL to each pid listed in `procs`; returns how many were listed. */
+/* Sends SIGKILL to each pid listed in `procs` but the caller; returns how
+ * many were signalled. */
 static int kill_listed(int dirfd, const char *procs, cj_error *err)
 {
     cleanup_close int fd = openat(dirfd, procs, O_RDONLY | O_CLOEXEC);
@@ -561,18 +564,20 @@ static int kill_listed(int dirfd, const char *procs, cj_error *err)
                     pid = pid * 10 + (buf[i] - '0');
                 in_number = true;
             } else if (in_number) {
-                if (kill_pid(pid, dirfd, procs, err) < 0)
+                int signalled = kill_pid(pid, dirfd, procs, err);
+                if (signalled < 0)
                     return -1;
-                listed++;
+                listed += signalled;
                 pid = 0;
                 in_number = false;
             }
         }
     }
     if (in_number) {
-        if (kill_pid(pid, dirfd, procs, err) < 0)
+        int signalled = kill_pid(pid, dirfd, procs, err);
+        if (signalled < 0)
             return -1;
-        listed++;
+        listed += signalled;
     }
     return listed;
 }

@@ -48,7 +48,10 @@ int cj_cgroup_create(const struct cj_cgroup_root *root, const char *name, uint64
 int cj_cgroup_open_unified(const struct cj_cgroup_root *root, const char *name, cj_error *err);
 
 /* Moves pid into group `name` in each hierarchy where it was created, but
- * the cgroup2 one when in_unified says it was cloned there already. */
+ * the cgroup2 one when in_unified says it was cloned there already. A NULL
+ * name moves it back to the group the root was opened from (the caller's own).
+ * A process that moves itself into a group before creating another makes it
+ * born there, which is how cgroup v1 gets what CLONE_INTO_CGROUP gives. */
 int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid,
                      bool in_unified, cj_error *err);
 /* Kills every process in group `name` and waits (bounded) until it is empty. */

@@ -2,16 +2,17 @@
  *
  * The helper clone()s the init process into new user, mount, PID, network,
  * IPC and UTS namespaces (each one a layer that testing builds can switch
- * off), writes its id maps and cgroups, and lets it go. From there the set-up
- * is this one sequence:
+ * off) and into its cgroups, writes its id maps, and lets it go. From there
+ * the set-up is this one sequence:
  *
- *   init:   become root of the new namespace; new cgroup namespace; hostname;
- *           check the network namespace is empty; build or finish the root;
- *           new session; fork the runner
+ *   init:   become root of the new namespace; hostname; check the network
+ *           namespace is empty; build or finish the root; new cgroup
+ *           namespace; new session; fork the runner
  *   runner: close every other descriptor; drop ids, capabilities and
  *           privileges; AppArmor; Landlock; seccomp; report ready; start or
  *           resume the interpreter, which runs jailed_code and blocks on stdin
- *   init:   report READY; on DISPATCH put the uploaded files in the run
+ *   init:   wait until the helper has left the sandbox's cgroups; report
+ *           READY; on DISPATCH put the uploaded files in the run
  *           directory, apply the request's rlimits (CPU
  *           time spent warming up not counted); let the runner read its
  *           input (until then it waits on a pipe of its own); wait for the

@@ -69,6 +69,10 @@ struct helper {
     struct cj_cgroup_root cgroups;
     struct sandbox_record records[MAX_SANDBOXES];
     unsigned long next_serial;
+    /* The group whose cgroup v1 parts the helper stands in, for the next
+     * sandbox to be born there (0: its own group). */
+    unsigned long standing;
+    bool stuck; /* could leave a sandbox's group for neither a new one nor its own */
 };
 
 static void set_layer(struct helper *h, enum cj_layer layer, enum cj_layer_state state,
@@ -213,6 +217,50 @@ static int warm_up(struct helper *h, cj_error *err)
     return 0;
 }
 
+static void cgroup_name(unsigned long serial, char *out, size_t size)
+{
+    snprintf(out, size, "sandbox-%lu", serial);
+}
+
+/* A sandbox must be in its groups before it runs anything. cgroup2 puts it
+ * there at birth (CLONE_INTO_CGROUP); for cgroup v1 the helper stands in the
+ * groups when it clones. Moving a process between groups waits for an RCU
+ * grace period (milliseconds): the helper makes that move, into the groups
+ * of the sandbox after, while the one it just made sets itself up. */
+static int stand_in_new_group(struct helper *h, cj_error *err)
+{
+    unsigned long serial = h->next_serial + 1;
+    char name[32];
+    cgroup_name(serial, name, sizeof name);
+    if (cj_cgroup_create(&h->cgroups, name, CGROUP_MEMORY_BYTES, CGROUP_PIDS_MAX, err) < 0)
+        return -1;
+    h->next_serial = serial;
+    if (cj_cgroup_attach(&h->cgroups, name, getpid(), true, err) < 0) {
+        /* Perhaps moved in some hierarchies: home first, then remove. */
+        if (cj_cgroup_attach(&h->cgroups, NULL, getpid(), true, &(cj_error){0}) < 0)
+            h->stuck = true;
+        else
+            cj_cgroup_destroy(&h->cgroups, name, &(cj_error){0});
+        return -1;
+    }
+    h->standing = serial;
+    return 0;
+}
+
+/* Leaves the group of a sandbox just made, before that sandbox may run
+ * anything (it could otherwise exhaust a limit that the helper shares). */
+static int leave_sandbox_group(struct helper *h, cj_error *err)
+{
+    h->standing = 0;
+    if (stand_in_new_group(h, err) == 0)
+        return 0;
+    /* Its own group will do; the next sandbox then waits for the move. */
+    if (!h->stuck && cj_cgroup_attach(&h->cgroups, NULL, getpid(), true, err) == 0)
+        return 0;
+    h->stuck = true;
+    return cj_error_prefix(err, "cannot leave a sandbox's cgroup");
+}
+
 static int helper_init(struct helper *h, cj_error *err)
 {
     ssize_t n = cj_recv_msg(h->sock, &h->config, sizeof h->config, NULL, NULL);
@@ -244,6 +292,9 @@ static int helper_init(struct helper *h, cj_error *err)
     h->warm = h->config.warm && (h->active & CJ_LAYER_BIT(CJ_LAYER_MOUNTNS));
     if (h->warm && warm_up(h, err) < 0)
         return cj_error_prefix(err, "warm start");
+    /* After the warm-up, whose memory is the helper's own. */
+    if ((h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS)) && stand_in_new_group(h, err) < 0)
+        return cj_error_prefix(err, "cgroups");
     return 0;
 }
 
@@ -261,11 +312,6 @@ static void random_run_dir(char *out, size_t size)
         name[i] = alphabet[bytes[i] % (sizeof alphabet - 1)];
     name[8] = '\0';
     snprintf(out, size, "/tmp/codejail-%s", name);
-}
-
-static void cgroup_name(const struct sandbox_record *r, char *out, size_t size)
-{
-    snprintf(out, size, "sandbox-%lu", r->serial);
 }
 
 static int write_maps(struct helper *h, pid_t pid, size_t slot, cj_error *err)
@@ -328,17 +374,19 @@ static int spawn(struct helper *h, struct cj_spawn_reply *reply, int pidfd_out[1
     if (slot == h->config.uid_count - 1 || slot == MAX_SANDBOXES)
         return cj_fail(err, EAGAIN, "too many sandboxes at once");
     struct sandbox_record *record = &h->records[slot];
-    record->serial = ++h->next_serial;
+    bool cgroups = h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS);
+    if (h->stuck)
+        return cj_fail(err, 0, "the helper is stuck in a sandbox's cgroup");
+    /* Standing there already, unless the last move failed. */
+    if (cgroups && !h->standing && stand_in_new_group(h, err) < 0)
+        return -1;
+    record->serial = cgroups ? h->standing : ++h->next_serial;
     random_run_dir(record->run_dir, sizeof record->run_dir);
 
     if (make_spawn_fds(f, err) < 0)
         return -1;
     char cgroup[32];
-    cgroup_name(record, cgroup, sizeof cgroup);
-    bool cgroups = h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS);
-    if (cgroups &&
-        cj_cgroup_create(&h->cgroups, cgroup, CGROUP_MEMORY_BYTES, CGROUP_PIDS_MAX, err) < 0)
-        return -1;
+    cgroup_name(record->serial, cgroup, sizeof cgroup);
 
     struct cj_sandbox_spec spec = {
         .config = &h->config,
@@ -371,14 +419,11 @@ static int spawn(struct helper *h, struct cj_spawn_reply *reply, int pidfd_out[1
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         .exit_signal = SIGCHLD,
     };
-    /* Born in its cgroup2 group, the sandbox needs no migration there. */
     cleanup_close int unified = -1;
     if (cgroups && h->cgroups.unified_fd >= 0) {
         unified = cj_cgroup_open_unified(&h->cgroups, cgroup, err);
-        if (unified < 0) {
-            cj_cgroup_destroy(&h->cgroups, cgroup, &(cj_error){0});
+        if (unified < 0)
             return -1;
-        }
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)unified;
     }
@@ -389,37 +434,32 @@ static int spawn(struct helper *h, struct cj_spawn_reply *reply, int pidfd_out[1
         cj_sandbox_init_main(&spec);
     if (h->warm)
         cj_python_after_fork_parent();
-    if (pid < 0) {
-        if (cgroups)
-            cj_cgroup_destroy(&h->cgroups, cgroup, &(cj_error){0});
-        return cj_fail_errno(err, "clone sandbox");
-    }
+    if (pid < 0)
+        return cj_fail_errno(err, "clone sandbox"); /* the group stays for the next */
     record->pid = pid;
     pidfd_out[0] = pidfd;
 
-    /* From here a failure kills the new process; reaping cleans up. The
-     * init builds its root while the remaining cgroups are joined (moving a
-     * process between cgroups waits for an RCU grace period); it forks the
-     * runner only after the second byte. */
+    /* From here a failure kills the new process; reaping cleans up, once the
+     * helper has left the sandbox's groups. The first byte lets the init
+     * set itself up; the second tells it that the helper is out of its
+     * groups, which it waits for before it reports READY. */
+    int rc = 0;
     if (h->active & CJ_LAYER_BIT(CJ_LAYER_USERNS) && write_maps(h, pid, slot, err) < 0)
-        goto kill;
-    if (write(f->sync[1], "g", 1) != 1) {
-        cj_fail_errno(err, "release sandbox");
-        goto kill;
-    }
-    if (cgroups && cj_cgroup_attach(&h->cgroups, cgroup, pid, unified >= 0, err) < 0)
-        goto kill;
-    if (write(f->sync[1], "c", 1) != 1) {
-        cj_fail_errno(err, "release sandbox");
-        goto kill;
+        rc = -1;
+    else if (write(f->sync[1], "g", 1) != 1)
+        rc = cj_fail_errno(err, "release sandbox");
+    if (cgroups && leave_sandbox_group(h, rc < 0 ? &(cj_error){0} : err) < 0)
+        rc = -1;
+    if (rc == 0 && write(f->sync[1], "c", 1) != 1)
+        rc = cj_fail_errno(err, "release sandbox");
+    if (rc < 0) {
+        kill(pid, SIGKILL);
+        return -1;
     }
     reply->ok = 1;
     reply->pid = pid;
     memcpy(reply->run_dir, record->run_dir, sizeof reply->run_dir);
     return 0;
-kill:
-    kill(pid, SIGKILL);
-    return -1;
 }
 
 static void handle_spawn(struct helper *h)
@@ -447,7 +487,7 @@ static void clean_up_after(struct helper *h, struct sandbox_record *r)
     cj_error err = {0};
     if (h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS)) {
         char cgroup[32];
-        cgroup_name(r, cgroup, sizeof cgroup);
+        cgroup_name(r->serial, cgroup, sizeof cgroup);
         if (cj_cgroup_kill(&h->cgroups, cgroup, &err) < 0 ||
             cj_cgroup_destroy(&h->cgroups, cgroup, &err) < 0)
             fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
@@ -478,6 +518,15 @@ static void reap(struct helper *h)
 
 static void shut_down(struct helper *h)
 {
+    if (h->standing) {
+        char cgroup[32];
+        cgroup_name(h->standing, cgroup, sizeof cgroup);
+        cj_error err = {0};
+        if (cj_cgroup_attach(&h->cgroups, NULL, getpid(), true, &err) < 0 ||
+            cj_cgroup_destroy(&h->cgroups, cgroup, &err) < 0)
+            fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
+        h->standing = 0;
+    }
     for (size_t i = 0; i < MAX_SANDBOXES; i++) {
         if (h->records[i].pid)
             kill(h->records[i].pid, SIGKILL);
@@ -525,6 +574,8 @@ static int serve(struct helper *h, cj_error *err)
             return 0; /* the engine is gone */
         if (n == (ssize_t)sizeof request && request.type == CJ_SPAWN)
             handle_spawn(h);
+        if (h->stuck)
+            return cj_fail(err, 0, "stopping: could not leave a sandbox's cgroup");
     }
 }
 
