@@ -65,7 +65,7 @@ static void assert_common_defaults(const struct cj_config *c)
     assert_int_equal(c->connection_timeout_s, 30);
     assert_true(c->warm);
     assert_int_equal(c->pool_size, 2);
-    assert_string_equal(c->preimport, "numpy,matplotlib.pyplot");
+    assert_string_equal(c->preimport, "numpy");
     assert_null(c->env_dir);
     assert_int_equal(c->uid_base, 0);
     assert_int_equal(c->tmp_size, 0);
