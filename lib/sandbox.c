@@ -302,8 +302,7 @@ static int setup_namespaces_and_root(const struct cj_sandbox_spec *spec, cj_erro
     if (!IS_ACTIVE(spec, CJ_LAYER_MOUNTNS)) {
         if (cj_rootfs_add_host_run_dir(&run, err) < 0)
             return -1;
-    } else if ((!spec->warm && cj_rootfs_enter_template(spec->config->env_dir, err) < 0) ||
-               cj_rootfs_add_run_dir(&run, err) < 0)
+    } else if (cj_rootfs_add_run_dir(&run, err) < 0)
         return -1;
     return 0;
 }

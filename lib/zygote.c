@@ -64,6 +64,7 @@ struct helper {
     struct cj_helper_hello hello;
     cj_layer_set active;
     bool rootful;
+    bool templated; /* in a mount namespace whose root is the sandbox template */
     bool warm;
     struct cj_seccomp_program seccomp;
     struct cj_cgroup_root cgroups;
@@ -175,15 +176,20 @@ static int probe_layers(struct helper *h, cj_error *err)
     return 0;
 }
 
-static int warm_up(struct helper *h, cj_error *err)
+/* Each sandbox's mount namespace starts as a copy of the helper's, so the
+ * root's template is built once, here, rather than by every sandbox. */
+static int enter_template(struct helper *h, cj_error *err)
 {
     if (h->rootful) {
         if (unshare(CLONE_NEWNS) < 0)
             return cj_fail_errno(err, "unshare mount namespace");
     } else if (cj_userns_enter_own(h->proc_fd, err) < 0)
         return -1;
-    if (cj_rootfs_enter_template(h->config.env_dir, err) < 0)
-        return -1;
+    return cj_rootfs_enter_template(h->config.env_dir, err);
+}
+
+static int warm_up(struct helper *h, cj_error *err)
+{
     char modules[sizeof h->config.preimport + 8];
     snprintf(modules, sizeof modules, "json,%s", h->config.preimport);
     /* Some modules want a writable cache while they are imported (matplotlib
@@ -289,7 +295,10 @@ static int helper_init(struct helper *h, cj_error *err)
     h->hello.rootful = h->rootful;
 
     /* Without a mount namespace there is no template root to share. */
-    h->warm = h->config.warm && (h->active & CJ_LAYER_BIT(CJ_LAYER_MOUNTNS));
+    h->templated = h->active & CJ_LAYER_BIT(CJ_LAYER_MOUNTNS);
+    if (h->templated && enter_template(h, err) < 0)
+        return cj_error_prefix(err, "sandbox root");
+    h->warm = h->config.warm && h->templated;
     if (h->warm && warm_up(h, err) < 0)
         return cj_error_prefix(err, "warm start");
     /* After the warm-up, whose memory is the helper's own. */
@@ -323,13 +332,13 @@ static int write_maps(struct helper *h, pid_t pid, size_t slot, cj_error *err)
                  CJ_SANDBOX_RUNNER_ID, base + 1 + (unsigned)slot);
     } else {
         /* Only the helper's own id is there to map: itself in cold mode,
-         * 0 of its own namespace in warm mode. */
-        snprintf(uid_map, sizeof uid_map, "0 %u 1\n", h->warm ? 0u : (unsigned)geteuid());
+         * 0 of its own namespace once it has entered the template. */
+        snprintf(uid_map, sizeof uid_map, "0 %u 1\n", h->templated ? 0u : (unsigned)geteuid());
     }
     if (h->rootful)
         memcpy(gid_map, uid_map, sizeof gid_map);
     else
-        snprintf(gid_map, sizeof gid_map, "0 %u 1\n", h->warm ? 0u : (unsigned)getegid());
+        snprintf(gid_map, sizeof gid_map, "0 %u 1\n", h->templated ? 0u : (unsigned)getegid());
     return cj_userns_write_maps(h->proc_fd, pid, uid_map, gid_map, err);
 }
 

@@ -8,10 +8,11 @@
  * removes what each left behind (cgroups, a host run directory). When the
  * engine closes the socket it kills what is left and exits.
  *
- * In warm mode it first moves into a mount namespace whose root is the
- * sandbox template, initializes the interpreter there and imports the
- * configured modules, so that each sandbox is forked from a ready
- * interpreter; in cold mode every sandbox starts its own. */
+ * It first moves into a mount namespace whose root is the sandbox template,
+ * which each sandbox's mount namespace then starts as a copy of. In warm mode
+ * it also initializes the interpreter there and imports the configured
+ * modules, so that each sandbox is forked from a ready interpreter; in cold
+ * mode every sandbox starts its own. */
 #ifndef CODEJAIL_ZYGOTE_H
 #define CODEJAIL_ZYGOTE_H
 
