@@ -228,6 +228,17 @@ static void cgroup_name(unsigned long serial, char *out, size_t size)
     snprintf(out, size, "sandbox-%lu", serial);
 }
 
+/* Back to the helper's own group; a helper that cannot get out of a
+ * sandbox's group is stuck, and stops serving. */
+static int go_home(struct helper *h, cj_error *err)
+{
+    if (cj_cgroup_attach(&h->cgroups, NULL, getpid(), true, err) < 0) {
+        h->stuck = true;
+        return -1;
+    }
+    return 0;
+}
+
 /* A sandbox must be in its groups before it runs anything. cgroup2 puts it
  * there at birth (CLONE_INTO_CGROUP); for cgroup v1 the helper stands in the
  * groups when it clones. Moving a process between groups waits for an RCU
@@ -243,9 +254,7 @@ static int stand_in_new_group(struct helper *h, cj_error *err)
     h->next_serial = serial;
     if (cj_cgroup_attach(&h->cgroups, name, getpid(), true, err) < 0) {
         /* Perhaps moved in some hierarchies: home first, then remove. */
-        if (cj_cgroup_attach(&h->cgroups, NULL, getpid(), true, &(cj_error){0}) < 0)
-            h->stuck = true;
-        else
+        if (go_home(h, &(cj_error){0}) == 0)
             cj_cgroup_destroy(&h->cgroups, name, &(cj_error){0});
         return -1;
     }
@@ -261,9 +270,8 @@ static int leave_sandbox_group(struct helper *h, cj_error *err)
     if (stand_in_new_group(h, err) == 0)
         return 0;
     /* Its own group will do; the next sandbox then waits for the move. */
-    if (!h->stuck && cj_cgroup_attach(&h->cgroups, NULL, getpid(), true, err) == 0)
+    if (!h->stuck && go_home(h, err) == 0)
         return 0;
-    h->stuck = true;
     return cj_error_prefix(err, "cannot leave a sandbox's cgroup");
 }
 
@@ -531,8 +539,7 @@ static void shut_down(struct helper *h)
         char cgroup[32];
         cgroup_name(h->standing, cgroup, sizeof cgroup);
         cj_error err = {0};
-        if (cj_cgroup_attach(&h->cgroups, NULL, getpid(), true, &err) < 0 ||
-            cj_cgroup_destroy(&h->cgroups, cgroup, &err) < 0)
+        if (go_home(h, &err) < 0 || cj_cgroup_destroy(&h->cgroups, cgroup, &err) < 0)
             fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
         h->standing = 0;
     }
