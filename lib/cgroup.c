@@ -395,6 +395,11 @@ bool cj_cgroup_root_limits(const struct cj_cgroup_root *root)
     return root->memory_fd >= 0 && root->pids_fd >= 0;
 }
 
+bool cj_cgroup_root_v1(const struct cj_cgroup_root *root)
+{
+    return (root->memory_fd >= 0 && !root->memory_v2) || (root->pids_fd >= 0 && !root->pids_v2);
+}
+
 /* The parent's own name is not kept (root_close may run in a process other
  * than the one that opened it, after a pivot_root), so it is found in the
  * directory above by inode. */
@@ -507,12 +512,11 @@ int cj_cgroup_open_unified(const struct cj_cgroup_root *root, const char *name, 
 int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid,
                      bool in_unified, cj_error *err)
 {
-    if (name && check_name(name, err) < 0)
+    if (check_name(name, err) < 0)
         return -1;
     char path[GROUP_PATH_MAX];
     char value[16];
-    /* Each parent was made inside the caller's own group. */
-    group_path(path, name ? name : "..", "cgroup.procs");
+    group_path(path, name, "cgroup.procs");
     snprintf(value, sizeof value, "%d", (int)pid);
     int fds[3];
     int n = distinct_fds(root, fds);
@@ -528,9 +532,8 @@ int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t 
 static int kill_pid(long pid, int dirfd, const char *procs, cj_error *err)
 {
     /* Pids outside our PID namespace are listed as 0, and kill(0) would
-     * signal our own process group. The caller is listed only if it could
-     * not leave a group it stood in to create a process there. */
-    if (pid <= 0 || (pid_t)pid != pid || (pid_t)pid == getpid())
+     * signal our own process group. */
+    if (pid <= 0 || (pid_t)pid != pid)
         return 0;
     if (kill((pid_t)pid, SIGKILL) < 0 && errno != ESRCH) {
         char what[64];
@@ -540,8 +543,8 @@ static int kill_pid(long pid, int dirfd, const char *procs, cj_error *err)
     return 1;
 }
 
-/* Sends SIGKILL to each pid listed in `procs` but the caller; returns how
- * many were signalled. */
+/* Sends SIGKILL to each pid listed in `procs`; returns how many were
+ * signalled. */
 static int kill_listed(int dirfd, const char *procs, cj_error *err)
 {
     cleanup_close int fd = openat(dirfd, procs, O_RDONLY | O_CLOEXEC);

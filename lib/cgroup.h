@@ -35,6 +35,9 @@ bool cj_cgroup_root_usable(const struct cj_cgroup_root *root);
 /* Whether both a memory and a pids limit can be set (a kill switch alone
  * limits nothing). */
 bool cj_cgroup_root_limits(const struct cj_cgroup_root *root);
+/* Whether a limit is in a cgroup v1 hierarchy, where a process gets into a
+ * group only by moving there (CLONE_INTO_CGROUP is cgroup2's). */
+bool cj_cgroup_root_v1(const struct cj_cgroup_root *root);
 /* Removes the parents (they must be empty) and closes the fds. */
 void cj_cgroup_root_close(struct cj_cgroup_root *root);
 
@@ -48,10 +51,9 @@ int cj_cgroup_create(const struct cj_cgroup_root *root, const char *name, uint64
 int cj_cgroup_open_unified(const struct cj_cgroup_root *root, const char *name, cj_error *err);
 
 /* Moves pid into group `name` in each hierarchy where it was created, but
- * the cgroup2 one when in_unified says it was cloned there already. A NULL
- * name moves it back to the group the root was opened from (the caller's own).
- * A process that moves itself into a group before creating another makes it
- * born there, which is how cgroup v1 gets what CLONE_INTO_CGROUP gives. */
+ * the cgroup2 one when in_unified says it was cloned there already. A process
+ * that moves itself into a group before creating another makes it born
+ * there, which is how cgroup v1 gets what CLONE_INTO_CGROUP gives. */
 int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid,
                      bool in_unified, cj_error *err);
 /* Kills every process in group `name` and waits (bounded) until it is empty. */

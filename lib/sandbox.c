@@ -313,12 +313,11 @@ _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
     if (arrange_fds(spec, &err) < 0)
         _exit(127); /* no ctl yet to report on */
 
-    /* The helper writes one byte once the id maps are in place, and another
-     * once it has left this sandbox's cgroups (this process was born in
-     * them: it stood in the cgroup v1 ones when it cloned). */
+    /* The parent writes one byte once the id maps are in place. */
     char go;
     if (read(FD_SYNC, &go, 1) != 1)
         _exit(127);
+    close(FD_SYNC);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
         cj_fail_errno(&err, "set parent-death signal");
         init_fail(&err);
@@ -375,8 +374,8 @@ _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
         init_fail(&err);
     /* Only the runner keeps the standard streams, so they reach end of file
      * when its processes are gone. */
-    const int keep[] = {FD_CTL, FD_SYNC, FD_REPORT, FD_GO};
-    if (cj_close_fds_except(keep, 4, &err) < 0)
+    const int keep[] = {FD_CTL, FD_REPORT, FD_GO};
+    if (cj_close_fds_except(keep, 3, &err) < 0)
         init_fail(&err);
 
     if (wait_for_runner_report(runner, &err) < 0) {
@@ -384,11 +383,6 @@ _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
         init_fail(&err);
     }
     close(FD_REPORT);
-    /* No code of the request may run while the helper shares a group (and
-     * so its limits) with this sandbox. */
-    if (read(FD_SYNC, &go, 1) != 1)
-        _exit(127);
-    close(FD_SYNC);
 
     struct cj_ctl_msg msg = {.type = CJ_CTL_READY};
     if (cj_send_msg(FD_CTL, &msg, sizeof msg, NULL, 0) < 0)

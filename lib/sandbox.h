@@ -1,9 +1,10 @@
 /* One sandbox: its init process and the runner it forks.
  *
- * The helper clone()s the init process into new user, mount, PID, network,
- * IPC and UTS namespaces (each one a layer that testing builds can switch
- * off) and into its cgroups, writes its id maps, and lets it go. From there
- * the set-up is this one sequence:
+ * The helper (or, where cgroup v1 is in use, a launcher it forked) clone()s
+ * the init process into new user, mount, PID, network, IPC and UTS
+ * namespaces (each one a layer that testing builds can switch off) and into
+ * its cgroups, writes its id maps, and lets it go. From there the set-up is
+ * this one sequence:
  *
  *   init:   become root of the new namespace; hostname; check the network
  *           namespace is empty; build or finish the root; new cgroup
@@ -11,13 +12,12 @@
  *   runner: close every other descriptor; drop ids, capabilities and
  *           privileges; AppArmor; Landlock; seccomp; report ready; start or
  *           resume the interpreter, which runs jailed_code and blocks on stdin
- *   init:   wait until the helper has left the sandbox's cgroups; report
- *           READY; on DISPATCH put the uploaded files in the run
- *           directory, apply the request's rlimits (CPU
- *           time spent warming up not counted); let the runner read its
- *           input (until then it waits on a pipe of its own); wait for the
- *           runner; report its wait status (EXITED); die, taking every
- *           process of the sandbox with it
+ *   init:   report READY; on DISPATCH put the uploaded files in the run
+ *           directory, apply the request's rlimits (CPU time spent warming
+ *           up not counted); let the runner read its input (until then it
+ *           waits on a pipe of its own); wait for the runner; report its
+ *           wait status (EXITED); die, taking every process of the sandbox
+ *           with it
  *
  * Any failure before READY is reported as FAILED with the reason, and nothing
  * runs. The init process never runs untrusted code; the runner cannot reach

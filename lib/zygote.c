@@ -52,8 +52,27 @@ static const char *const sandbox_environment[][2] = {
 #define MAX_SANDBOXES 1024
 
 struct sandbox_record {
-    pid_t pid; /* 0: slot free */
+    pid_t pid;     /* the helper's child: the sandbox's init, or its launcher; 0: slot free */
+    pid_t session; /* the init's, which is also its pid */
     unsigned long serial;
+    char run_dir[CJ_RUN_DIR_MAX];
+};
+
+/* A process forked from the helper ahead of time that stands in the cgroup
+ * v1 groups of the next sandbox, clones it there on order, and stays as its
+ * parent until it is gone. A process joins a v1 group only by moving there,
+ * and a move waits for an RCU grace period (10-30 ms here): the launcher
+ * makes its move before the request comes, and never has to make another,
+ * so the helper never joins a sandbox's group nor waits to leave one. */
+struct launcher {
+    pid_t pid; /* 0: none ready */
+    int sock;
+    unsigned long serial; /* of its groups */
+};
+
+/* What a launcher is to make: the uid slot and run directory. */
+struct launch_order {
+    uint32_t slot;
     char run_dir[CJ_RUN_DIR_MAX];
 };
 
@@ -70,10 +89,10 @@ struct helper {
     struct cj_cgroup_root cgroups;
     struct sandbox_record records[MAX_SANDBOXES];
     unsigned long next_serial;
-    /* The group whose cgroup v1 parts the helper stands in, for the next
-     * sandbox to be born there (0: its own group). */
-    unsigned long standing;
-    bool stuck; /* could leave a sandbox's group for neither a new one nor its own */
+    /* Sandboxes are born in their groups: cgroup2 by CLONE_INTO_CGROUP;
+     * where a limit is in a cgroup v1 hierarchy, through a launcher. */
+    bool via_launcher;
+    struct launcher launcher;
 };
 
 static void set_layer(struct helper *h, enum cj_layer layer, enum cj_layer_state state,
@@ -228,93 +247,6 @@ static void cgroup_name(unsigned long serial, char *out, size_t size)
     snprintf(out, size, "sandbox-%lu", serial);
 }
 
-/* Back to the helper's own group; a helper that cannot get out of a
- * sandbox's group is stuck, and stops serving. */
-static int go_home(struct helper *h, cj_error *err)
-{
-    if (cj_cgroup_attach(&h->cgroups, NULL, getpid(), true, err) < 0) {
-        h->stuck = true;
-        return -1;
-    }
-    return 0;
-}
-
-/* A sandbox must be in its groups before it runs anything. cgroup2 puts it
- * there at birth (CLONE_INTO_CGROUP); for cgroup v1 the helper stands in the
- * groups when it clones. Moving a process between groups waits for an RCU
- * grace period (milliseconds): the helper makes that move, into the groups
- * of the sandbox after, while the one it just made sets itself up. */
-static int stand_in_new_group(struct helper *h, cj_error *err)
-{
-    unsigned long serial = h->next_serial + 1;
-    char name[32];
-    cgroup_name(serial, name, sizeof name);
-    if (cj_cgroup_create(&h->cgroups, name, CGROUP_MEMORY_BYTES, CGROUP_PIDS_MAX, err) < 0)
-        return -1;
-    h->next_serial = serial;
-    if (cj_cgroup_attach(&h->cgroups, name, getpid(), true, err) < 0) {
-        /* Perhaps moved in some hierarchies: home first, then remove. */
-        if (go_home(h, &(cj_error){0}) == 0)
-            cj_cgroup_destroy(&h->cgroups, name, &(cj_error){0});
-        return -1;
-    }
-    h->standing = serial;
-    return 0;
-}
-
-/* Leaves the group of a sandbox just made, before that sandbox may run
- * anything (it could otherwise exhaust a limit that the helper shares). */
-static int leave_sandbox_group(struct helper *h, cj_error *err)
-{
-    h->standing = 0;
-    if (stand_in_new_group(h, err) == 0)
-        return 0;
-    /* Its own group will do; the next sandbox then waits for the move. */
-    if (!h->stuck && go_home(h, err) == 0)
-        return 0;
-    return cj_error_prefix(err, "cannot leave a sandbox's cgroup");
-}
-
-static int helper_init(struct helper *h, cj_error *err)
-{
-    ssize_t n = cj_recv_msg(h->sock, &h->config, sizeof h->config, NULL, NULL);
-    if (n < 0)
-        return cj_fail_errno(err, "read configuration");
-    if ((size_t)n != sizeof h->config || h->config.version != CJ_PROTOCOL_VERSION)
-        return cj_fail(err, EPROTO, "configuration message does not match this helper");
-    h->config.env_dir[sizeof h->config.env_dir - 1] = '\0';
-    h->config.preimport[sizeof h->config.preimport - 1] = '\0';
-    if (h->config.uid_count < 2 || h->config.uid_count - 1 > MAX_SANDBOXES)
-        h->config.uid_count = MAX_SANDBOXES + 1;
-
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-        return cj_fail_errno(err, "set parent-death signal");
-    if (set_environment(err) < 0)
-        return -1;
-    h->rootful = geteuid() == 0;
-    /* Supplementary groups would follow the sandbox into its namespace. */
-    if (h->rootful && setgroups(0, NULL) < 0)
-        return cj_fail_errno(err, "clear supplementary groups");
-    h->proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (h->proc_fd < 0)
-        return cj_fail_errno(err, "open /proc");
-    if (probe_layers(h, err) < 0)
-        return -1;
-    h->hello.rootful = h->rootful;
-
-    /* Without a mount namespace there is no template root to share. */
-    h->templated = h->active & CJ_LAYER_BIT(CJ_LAYER_MOUNTNS);
-    if (h->templated && enter_template(h, err) < 0)
-        return cj_error_prefix(err, "sandbox root");
-    h->warm = h->config.warm && h->templated;
-    if (h->warm && warm_up(h, err) < 0)
-        return cj_error_prefix(err, "warm start");
-    /* After the warm-up, whose memory is the helper's own. */
-    if ((h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS)) && stand_in_new_group(h, err) < 0)
-        return cj_error_prefix(err, "cgroups");
-    return 0;
-}
-
 static void random_run_dir(char *out, size_t size)
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789_";
@@ -331,7 +263,7 @@ static void random_run_dir(char *out, size_t size)
     snprintf(out, size, "/tmp/codejail-%s", name);
 }
 
-static int write_maps(struct helper *h, pid_t pid, size_t slot, cj_error *err)
+static int write_maps(const struct helper *h, pid_t pid, size_t slot, cj_error *err)
 {
     char uid_map[96], gid_map[96];
     if (h->rootful) {
@@ -382,44 +314,46 @@ static int make_spawn_fds(struct spawn_fds *f, cj_error *err)
     return 0;
 }
 
-static int spawn(struct helper *h, struct cj_spawn_reply *reply, int pidfd_out[1],
-                 struct spawn_fds *f, cj_error *err)
+/* The descriptors the engine gets for each sandbox, in this order. */
+enum { ENGINE_CTL, ENGINE_STDIN, ENGINE_STDOUT, ENGINE_STDERR, ENGINE_PIDFD, ENGINE_FDS };
+
+static void close_engine_fds(int fds[ENGINE_FDS])
 {
-    size_t slot = 0;
-    while (slot < h->config.uid_count - 1 && slot < MAX_SANDBOXES && h->records[slot].pid)
-        slot++;
-    if (slot == h->config.uid_count - 1 || slot == MAX_SANDBOXES)
-        return cj_fail(err, EAGAIN, "too many sandboxes at once");
-    struct sandbox_record *record = &h->records[slot];
-    bool cgroups = h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS);
-    if (h->stuck)
-        return cj_fail(err, 0, "the helper is stuck in a sandbox's cgroup");
-    /* Standing there already, unless the last move failed. */
-    if (cgroups && !h->standing && stand_in_new_group(h, err) < 0)
-        return -1;
-    record->serial = cgroups ? h->standing : ++h->next_serial;
-    random_run_dir(record->run_dir, sizeof record->run_dir);
+    for (int i = 0; i < ENGINE_FDS; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        fds[i] = -1;
+    }
+}
 
-    if (make_spawn_fds(f, err) < 0)
+/* Clones a sandbox's init born in the groups named `cgroup` (cgroup2 by
+ * CLONE_INTO_CGROUP; the caller stands in any v1 ones), writes its id maps
+ * and lets it set itself up. Returns its pid and fills engine_fds; a
+ * process that could not be let go is killed and reaped here. */
+static pid_t clone_sandbox(const struct helper *h, const struct launch_order *order,
+                           const char *cgroup, int engine_fds[ENGINE_FDS], cj_error *err)
+{
+    struct spawn_fds f;
+    memset(&f, -1, sizeof f);
+    if (make_spawn_fds(&f, err) < 0) {
+        close_spawn_fds(&f);
         return -1;
-    char cgroup[32];
-    cgroup_name(record->serial, cgroup, sizeof cgroup);
-
+    }
     struct cj_sandbox_spec spec = {
         .config = &h->config,
         .seccomp = &h->seccomp,
         .active = h->active,
         .warm = h->warm,
         .rootful = h->rootful,
-        .runner_outer_id = h->config.uid_base + 1 + (uid_t)slot,
-        .ctl = f->ctl[1],
-        .stdin_r = f->in[0],
-        .stdout_w = f->out[1],
-        .stderr_w = f->err[1],
-        .sync_r = f->sync[0],
+        .runner_outer_id = h->config.uid_base + 1 + (uid_t)order->slot,
+        .ctl = f.ctl[1],
+        .stdin_r = f.in[0],
+        .stdout_w = f.out[1],
+        .stderr_w = f.err[1],
+        .sync_r = f.sync[0],
         .proc_fd = h->proc_fd,
     };
-    memcpy(spec.run_dir, record->run_dir, sizeof spec.run_dir);
+    memcpy(spec.run_dir, order->run_dir, sizeof spec.run_dir);
 
     uint64_t flags = CLONE_PIDFD | CLONE_NEWIPC | CLONE_NEWUTS;
     if (h->active & CJ_LAYER_BIT(CJ_LAYER_USERNS))
@@ -437,10 +371,12 @@ static int spawn(struct helper *h, struct cj_spawn_reply *reply, int pidfd_out[1
         .exit_signal = SIGCHLD,
     };
     cleanup_close int unified = -1;
-    if (cgroups && h->cgroups.unified_fd >= 0) {
+    if ((h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS)) && h->cgroups.unified_fd >= 0) {
         unified = cj_cgroup_open_unified(&h->cgroups, cgroup, err);
-        if (unified < 0)
+        if (unified < 0) {
+            close_spawn_fds(&f);
             return -1;
+        }
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)unified;
     }
@@ -451,52 +387,241 @@ static int spawn(struct helper *h, struct cj_spawn_reply *reply, int pidfd_out[1
         cj_sandbox_init_main(&spec);
     if (h->warm)
         cj_python_after_fork_parent();
-    if (pid < 0)
-        return cj_fail_errno(err, "clone sandbox"); /* the group stays for the next */
-    record->pid = pid;
-    pidfd_out[0] = pidfd;
+    if (pid < 0) {
+        cj_fail_errno(err, "clone sandbox");
+        close_spawn_fds(&f);
+        return -1;
+    }
 
-    /* From here a failure kills the new process; reaping cleans up, once the
-     * helper has left the sandbox's groups. The first byte lets the init
-     * set itself up; the second tells it that the helper is out of its
-     * groups, which it waits for before it reports READY. */
+    /* The byte lets the init set itself up, once its ids are mapped. */
     int rc = 0;
-    if (h->active & CJ_LAYER_BIT(CJ_LAYER_USERNS) && write_maps(h, pid, slot, err) < 0)
+    if (h->active & CJ_LAYER_BIT(CJ_LAYER_USERNS) && write_maps(h, pid, order->slot, err) < 0)
         rc = -1;
-    else if (write(f->sync[1], "g", 1) != 1)
-        rc = cj_fail_errno(err, "release sandbox");
-    if (cgroups && leave_sandbox_group(h, rc < 0 ? &(cj_error){0} : err) < 0)
-        rc = -1;
-    if (rc == 0 && write(f->sync[1], "c", 1) != 1)
+    else if (write(f.sync[1], "g", 1) != 1)
         rc = cj_fail_errno(err, "release sandbox");
     if (rc < 0) {
         kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        close(pidfd);
+        close_spawn_fds(&f);
         return -1;
     }
+    engine_fds[ENGINE_CTL] = f.ctl[0];
+    engine_fds[ENGINE_STDIN] = f.in[1];
+    engine_fds[ENGINE_STDOUT] = f.out[0];
+    engine_fds[ENGINE_STDERR] = f.err[0];
+    engine_fds[ENGINE_PIDFD] = pidfd;
+    f.ctl[0] = f.in[1] = f.out[0] = f.err[0] = -1;
+    close_spawn_fds(&f);
+    return pid;
+}
+
+/* Runs in the launcher: joins the groups, waits for its order, makes the
+ * sandbox and hands its descriptors to the helper. Then it stays until the
+ * sandbox's init is gone, since the init dies with its parent
+ * (PR_SET_PDEATHSIG), as the launcher dies with the helper. */
+static _Noreturn void launcher_main(const struct helper *h, int sock, pid_t helper,
+                                    const char *cgroup)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != helper)
+        _exit(1);
+    close(h->sock);
+    cj_error err = {0};
+    int joined = cj_cgroup_attach(&h->cgroups, cgroup, getpid(), true, &err);
+    struct launch_order order;
+    if (cj_recv_msg(sock, &order, sizeof order, NULL, NULL) != (ssize_t)sizeof order)
+        _exit(1); /* the helper let it go */
+    order.run_dir[sizeof order.run_dir - 1] = '\0';
+
+    struct cj_spawn_reply reply = {0};
+    int fds[ENGINE_FDS] = {-1, -1, -1, -1, -1};
+    pid_t init = joined < 0 ? -1 : clone_sandbox(h, &order, cgroup, fds, &err);
+    if (init < 0) {
+        snprintf(reply.error, sizeof reply.error, "%s", err.msg);
+        cj_send_msg(sock, &reply, sizeof reply, NULL, 0);
+        _exit(1);
+    }
+    reply.ok = 1;
+    reply.pid = init;
+    if (cj_send_msg(sock, &reply, sizeof reply, fds, ENGINE_FDS) < 0)
+        kill(init, SIGKILL);
+    close_engine_fds(fds);
+    close(sock);
+    while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
+        ;
+    _exit(0);
+}
+
+/* Forks the launcher for the next sandbox and makes its groups; it moves
+ * there on its own, while the helper goes on. */
+static int start_launcher(struct helper *h, cj_error *err)
+{
+    unsigned long serial = ++h->next_serial;
+    char cgroup[32];
+    cgroup_name(serial, cgroup, sizeof cgroup);
+    if (cj_cgroup_create(&h->cgroups, cgroup, CGROUP_MEMORY_BYTES, CGROUP_PIDS_MAX, err) < 0)
+        return -1;
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+        cj_fail_errno(err, "socketpair");
+        cj_cgroup_destroy(&h->cgroups, cgroup, &(cj_error){0});
+        return -1;
+    }
+    /* A plain copy of the helper, which is single-threaded and holds no
+     * lock here; it forks the sandbox the way the helper would. */
+    pid_t helper = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pair[0]);
+        launcher_main(h, pair[1], helper, cgroup);
+    }
+    close(pair[1]);
+    if (pid < 0) {
+        cj_fail_errno(err, "fork launcher");
+        close(pair[0]);
+        cj_cgroup_destroy(&h->cgroups, cgroup, &(cj_error){0});
+        return -1;
+    }
+    h->launcher = (struct launcher){pid, pair[0], serial};
+    return 0;
+}
+
+/* Hands the order to a launcher; returns the pid of the sandbox's init and
+ * fills engine_fds. */
+static pid_t order_launch(int sock, const struct launch_order *order, int engine_fds[ENGINE_FDS],
+                          cj_error *err)
+{
+    if (cj_send_msg(sock, order, sizeof *order, NULL, 0) != (ssize_t)sizeof *order)
+        return cj_fail_errno(err, "order launcher");
+    struct cj_spawn_reply reply;
+    size_t nfds = ENGINE_FDS;
+    ssize_t n = cj_recv_msg(sock, &reply, sizeof reply, engine_fds, &nfds);
+    if (n != (ssize_t)sizeof reply) {
+        if (n > 0)
+            close_engine_fds(engine_fds);
+        return cj_fail(err, EPROTO, "launcher stopped answering");
+    }
+    reply.error[sizeof reply.error - 1] = '\0';
+    if (!reply.ok || nfds != ENGINE_FDS) {
+        close_engine_fds(engine_fds);
+        if (!reply.ok)
+            return cj_fail(err, 0, "launcher: %s", reply.error);
+        return cj_fail(err, EPROTO, "launcher sent %zu descriptors", nfds);
+    }
+    return reply.pid;
+}
+
+static int spawn(struct helper *h, struct cj_spawn_reply *reply, int engine_fds[ENGINE_FDS],
+                 cj_error *err)
+{
+    size_t slot = 0;
+    while (slot < h->config.uid_count - 1 && slot < MAX_SANDBOXES && h->records[slot].pid)
+        slot++;
+    if (slot == h->config.uid_count - 1 || slot == MAX_SANDBOXES)
+        return cj_fail(err, EAGAIN, "too many sandboxes at once");
+    struct sandbox_record *record = &h->records[slot];
+    struct launch_order order = {.slot = (uint32_t)slot};
+    random_run_dir(order.run_dir, sizeof order.run_dir);
+    memcpy(record->run_dir, order.run_dir, sizeof record->run_dir);
+
+    pid_t init;
+    if (h->via_launcher) {
+        if (!h->launcher.pid && start_launcher(h, err) < 0)
+            return -1;
+        /* Used up whatever happens: reaping it cleans up its groups. */
+        struct launcher launcher = h->launcher;
+        h->launcher.pid = 0;
+        record->pid = launcher.pid;
+        record->session = 0;
+        record->serial = launcher.serial;
+        init = order_launch(launcher.sock, &order, engine_fds, err);
+        close(launcher.sock);
+        if (init < 0) {
+            kill(launcher.pid, SIGKILL);
+            return -1;
+        }
+    } else {
+        bool cgroups = h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS);
+        unsigned long serial = ++h->next_serial;
+        char cgroup[32];
+        cgroup_name(serial, cgroup, sizeof cgroup);
+        if (cgroups &&
+            cj_cgroup_create(&h->cgroups, cgroup, CGROUP_MEMORY_BYTES, CGROUP_PIDS_MAX, err) < 0)
+            return -1;
+        init = clone_sandbox(h, &order, cgroup, engine_fds, err);
+        if (init < 0) {
+            if (cgroups)
+                cj_cgroup_destroy(&h->cgroups, cgroup, &(cj_error){0});
+            return -1;
+        }
+        record->pid = init;
+        record->serial = serial;
+    }
+    record->session = init;
     reply->ok = 1;
-    reply->pid = pid;
-    memcpy(reply->run_dir, record->run_dir, sizeof reply->run_dir);
+    reply->pid = init;
+    memcpy(reply->run_dir, order.run_dir, sizeof reply->run_dir);
     return 0;
 }
 
 static void handle_spawn(struct helper *h)
 {
     struct cj_spawn_reply reply = {0};
-    struct spawn_fds f;
-    memset(&f, -1, sizeof f);
-    int pidfd = -1;
+    int fds[ENGINE_FDS] = {-1, -1, -1, -1, -1};
     cj_error err = {0};
-    if (spawn(h, &reply, &pidfd, &f, &err) < 0) {
-        reply.ok = 0;
+    if (spawn(h, &reply, fds, &err) < 0) {
         snprintf(reply.error, sizeof reply.error, "%s", err.msg);
         cj_send_msg(h->sock, &reply, sizeof reply, NULL, 0);
-    } else {
-        const int fds[] = {f.ctl[0], f.in[1], f.out[0], f.err[0], pidfd};
-        cj_send_msg(h->sock, &reply, sizeof reply, fds, 5);
-    }
-    if (pidfd >= 0)
-        close(pidfd);
-    close_spawn_fds(&f);
+    } else
+        cj_send_msg(h->sock, &reply, sizeof reply, fds, ENGINE_FDS);
+    close_engine_fds(fds);
+    /* The next launcher makes its move while this sandbox runs; should it
+     * fail here, the next request tries again. */
+    if (h->via_launcher && !h->launcher.pid && start_launcher(h, &err) < 0)
+        fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
+}
+
+static int helper_init(struct helper *h, cj_error *err)
+{
+    ssize_t n = cj_recv_msg(h->sock, &h->config, sizeof h->config, NULL, NULL);
+    if (n < 0)
+        return cj_fail_errno(err, "read configuration");
+    if ((size_t)n != sizeof h->config || h->config.version != CJ_PROTOCOL_VERSION)
+        return cj_fail(err, EPROTO, "configuration message does not match this helper");
+    h->config.env_dir[sizeof h->config.env_dir - 1] = '\0';
+    h->config.preimport[sizeof h->config.preimport - 1] = '\0';
+    if (h->config.uid_count < 2 || h->config.uid_count - 1 > MAX_SANDBOXES)
+        h->config.uid_count = MAX_SANDBOXES + 1;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        return cj_fail_errno(err, "set parent-death signal");
+    if (set_environment(err) < 0)
+        return -1;
+    h->rootful = geteuid() == 0;
+    /* Supplementary groups would follow the sandbox into its namespace. */
+    if (h->rootful && setgroups(0, NULL) < 0)
+        return cj_fail_errno(err, "clear supplementary groups");
+    h->proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (h->proc_fd < 0)
+        return cj_fail_errno(err, "open /proc");
+    if (probe_layers(h, err) < 0)
+        return -1;
+    h->hello.rootful = h->rootful;
+
+    /* Without a mount namespace there is no template root to share. */
+    h->templated = h->active & CJ_LAYER_BIT(CJ_LAYER_MOUNTNS);
+    if (h->templated && enter_template(h, err) < 0)
+        return cj_error_prefix(err, "sandbox root");
+    h->warm = h->config.warm && h->templated;
+    if (h->warm && warm_up(h, err) < 0)
+        return cj_error_prefix(err, "warm start");
+    h->via_launcher =
+        (h->active & CJ_LAYER_BIT(CJ_LAYER_CGROUPS)) && cj_cgroup_root_v1(&h->cgroups);
+    /* After the warm-up, which each launcher then shares. */
+    if (h->via_launcher && start_launcher(h, err) < 0)
+        return cj_error_prefix(err, "cgroups");
+    return 0;
 }
 
 static void clean_up_after(struct helper *h, struct sandbox_record *r)
@@ -509,12 +634,25 @@ static void clean_up_after(struct helper *h, struct sandbox_record *r)
             cj_cgroup_destroy(&h->cgroups, cgroup, &err) < 0)
             fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
     }
-    if (!(h->active & CJ_LAYER_BIT(CJ_LAYER_PIDNS)))
-        kill(-r->pid, SIGKILL); /* the sandbox's session, in case init died first */
+    if (!(h->active & CJ_LAYER_BIT(CJ_LAYER_PIDNS)) && r->session > 0)
+        kill(-r->session, SIGKILL); /* the sandbox's session, in case init died first */
     if (!(h->active & CJ_LAYER_BIT(CJ_LAYER_MOUNTNS)) &&
         cj_rootfs_remove_host_run_dir(r->run_dir, &err) < 0)
         fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
     r->pid = 0;
+}
+
+/* The ready launcher is gone (killed, or it could not join its groups). */
+static void drop_launcher(struct helper *h)
+{
+    char cgroup[32];
+    cgroup_name(h->launcher.serial, cgroup, sizeof cgroup);
+    cj_error err = {0};
+    if (cj_cgroup_kill(&h->cgroups, cgroup, &err) < 0 ||
+        cj_cgroup_destroy(&h->cgroups, cgroup, &err) < 0)
+        fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
+    close(h->launcher.sock);
+    h->launcher.pid = 0;
 }
 
 static void reap(struct helper *h)
@@ -524,6 +662,10 @@ static void reap(struct helper *h)
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
+        if (pid == h->launcher.pid) {
+            drop_launcher(h);
+            continue;
+        }
         for (size_t i = 0; i < MAX_SANDBOXES; i++) {
             if (h->records[i].pid == pid) {
                 clean_up_after(h, &h->records[i]);
@@ -535,13 +677,11 @@ static void reap(struct helper *h)
 
 static void shut_down(struct helper *h)
 {
-    if (h->standing) {
-        char cgroup[32];
-        cgroup_name(h->standing, cgroup, sizeof cgroup);
-        cj_error err = {0};
-        if (go_home(h, &err) < 0 || cj_cgroup_destroy(&h->cgroups, cgroup, &err) < 0)
-            fprintf(stderr, "codejail-sandbox: %s\n", err.msg);
-        h->standing = 0;
+    if (h->launcher.pid) {
+        kill(h->launcher.pid, SIGKILL);
+        while (waitpid(h->launcher.pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        drop_launcher(h);
     }
     for (size_t i = 0; i < MAX_SANDBOXES; i++) {
         if (h->records[i].pid)
@@ -590,8 +730,6 @@ static int serve(struct helper *h, cj_error *err)
             return 0; /* the engine is gone */
         if (n == (ssize_t)sizeof request && request.type == CJ_SPAWN)
             handle_spawn(h);
-        if (h->stuck)
-            return cj_fail(err, 0, "stopping: could not leave a sandbox's cgroup");
     }
 }
 

@@ -8,6 +8,11 @@
  * removes what each left behind (cgroups, a host run directory). When the
  * engine closes the socket it kills what is left and exits.
  *
+ * Each sandbox is born in its own cgroups. Where a limit is in a cgroup v1
+ * hierarchy, a launcher forked from the helper ahead of time moves into the
+ * next sandbox's groups, clones it there, and stays as its parent; the
+ * helper itself never joins a sandbox's group.
+ *
  * It first moves into a mount namespace whose root is the sandbox template,
  * which each sandbox's mount namespace then starts as a copy of. In warm mode
  * it also initializes the interpreter there and imports the configured
