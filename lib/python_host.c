@@ -144,6 +144,51 @@ static PyObject *compile_runner(const char *path)
     return Py_CompileString(source, path, Py_file_input);
 }
 
+/* The runner, compiled in the helper before any fork (warm mode). */
+static PyObject *compiled_runner;
+
+int cj_python_compile_runner(cj_error *err)
+{
+    compiled_runner = Py_CompileString(cj_jailed_code, "jailed_code", Py_file_input);
+    if (!compiled_runner) {
+        PyErr_Print();
+        return cj_fail(err, 0, "compile the runner");
+    }
+    return 0;
+}
+
+/* code, and every code object in it, with co_filename set to filename: what
+ * compiling the file there would have made. */
+static PyObject *renamed(PyObject *code, PyObject *filename)
+{
+    PyObject *consts = PyObject_GetAttrString(code, "co_consts");
+    if (!consts)
+        return NULL;
+    Py_ssize_t n = PyTuple_Size(consts);
+    PyObject *new_consts = n >= 0 ? PyTuple_New(n) : NULL;
+    for (Py_ssize_t i = 0; new_consts && i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(consts, i);
+        PyObject *value = PyCode_Check(item) ? renamed(item, filename) : Py_NewRef(item);
+        if (!value)
+            Py_CLEAR(new_consts);
+        else
+            PyTuple_SET_ITEM(new_consts, i, value);
+    }
+    Py_DECREF(consts);
+    if (!new_consts)
+        return NULL;
+    PyObject *replace = PyObject_GetAttrString(code, "replace");
+    PyObject *no_args = PyTuple_New(0);
+    PyObject *kwargs = Py_BuildValue("{sOsO}", "co_filename", filename, "co_consts", new_consts);
+    PyObject *result =
+        replace && no_args && kwargs ? PyObject_Call(replace, no_args, kwargs) : NULL;
+    Py_XDECREF(kwargs);
+    Py_XDECREF(no_args);
+    Py_XDECREF(replace);
+    Py_DECREF(new_consts);
+    return result;
+}
+
 _Noreturn void cj_python_run(const char *run_dir, int warm, int go_fd)
 {
     cj_error err = {0};
@@ -157,8 +202,12 @@ _Noreturn void cj_python_run(const char *run_dir, int warm, int go_fd)
     snprintf(path, sizeof path, "%s/jailed_code", run_dir);
     PyObject *main_module = PyImport_AddModule("__main__"); /* borrowed */
     PyObject *globals = main_module ? PyModule_GetDict(main_module) : NULL;
-    PyObject *code = compile_runner(path);
     PyObject *file = PyUnicode_FromString(path);
+    PyObject *code = NULL;
+    if (warm && compiled_runner && file)
+        code = renamed(compiled_runner, file);
+    else if (!warm)
+        code = compile_runner(path);
     if (set_argv_and_path(run_dir) < 0 || !globals || !code || !file ||
         PyDict_SetItemString(globals, "__file__", file) < 0) {
         PyErr_Print();

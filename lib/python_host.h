@@ -25,10 +25,21 @@ int cj_python_setenv(const char *name, const char *value, cj_error *err);
 void cj_python_before_fork(void);
 void cj_python_after_fork_parent(void);
 
-/* Compiles run_dir/jailed_code (after fork in warm mode, after
- * cj_python_init in cold mode), waits for a byte on go_fd (the request's
- * limits are then in place), runs it as __main__ and exits with its status:
- * 0, 1 on an uncaught exception, or the code's own SystemExit. */
+/* The runner script (sandbox/jailed_code.py), embedded at build time; each
+ * sandbox's run directory gets a copy named jailed_code. */
+extern const char cj_jailed_code[];
+extern const size_t cj_jailed_code_len;
+
+/* Warm mode: compiles the runner once, in the helper, so that each sandbox
+ * only gives it its run directory's file name (compiling it is about 1 ms
+ * of CPU that every sandbox would otherwise spend). */
+int cj_python_compile_runner(cj_error *err);
+
+/* Takes the runner compiled ahead (warm mode, after fork) or compiles
+ * run_dir/jailed_code (cold mode, after cj_python_init), either with
+ * run_dir/jailed_code as its file name; waits for a byte on go_fd (the
+ * request's limits are then in place), runs it as __main__ and exits with
+ * its status: 0, 1 on an uncaught exception, or the code's own SystemExit. */
 _Noreturn void cj_python_run(const char *run_dir, int warm, int go_fd);
 
 #endif

@@ -22,9 +22,6 @@
 #include "python_host.h"
 #include "rootfs.h"
 
-extern const char cj_jailed_code[];
-extern const size_t cj_jailed_code_len;
-
 /* Descriptor numbers inside the sandbox. */
 enum { FD_CTL = 3, FD_PROC = 4, FD_SYNC = 5, FD_REPORT = 6, FD_GO = 7 };
 

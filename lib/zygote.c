@@ -224,7 +224,7 @@ static int warm_up(struct helper *h, cj_error *err)
         if (setenv("MPLCONFIGDIR", "/tmp", 1) < 0)
             return cj_fail_errno(err, "setenv MPLCONFIGDIR");
     }
-    if (cj_python_init(modules, err) < 0)
+    if (cj_python_init(modules, err) < 0 || cj_python_compile_runner(err) < 0)
         return -1;
     if (scratch) {
         if (cj_python_setenv("MPLCONFIGDIR", sandbox_value("MPLCONFIGDIR"), err) < 0)
