@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Benchmark of codejaild: latency, throughput and memory, with the bare
-interpreter measured in the same run as the floor.
+interpreter measured in the same run as the floor (in blocks that alternate
+with the service's).
 
 Starts the daemon of BUILD on a free loopback port (run it inside a network
 namespace of its own: `make bench` does), once with the warm pool and once
@@ -174,6 +175,16 @@ def at_concurrency(daemon, payload, concurrency, n):
     return times, n / wall, errors
 
 
+def alternating(service, floor, blocks=10):
+    """Runs service() and floor() in turn, blocks times each; returns the
+    times each gave, all together."""
+    served, bare = [], []
+    for _ in range(blocks):
+        served += service()
+        bare += floor()
+    return served, bare
+
+
 def spawn_floor(argv, n, stdin=""):
     times = []
     for _ in range(n):
@@ -208,21 +219,18 @@ def main():
     cores = os.cpu_count()
     rows = []  # (figure, value, unit, ratio text, target text)
 
-    # The floors, in the same run: measured before and after the service and
-    # the lower median taken, so that a disturbance of one measurement can
-    # only make the service look worse, never better (but the pool-off one,
-    # below).
+    # Each ratio is taken against its floor measured in the same run, in
+    # blocks that alternate with the service's, so that both sides see the
+    # same machine: on this shared host (its hypervisor steals time) a floor
+    # has moved by a third within minutes, far more than some margins.
     runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sandbox",
                           "jailed_code.py")
     runner_input = json.dumps([TRIVIAL["code"], TRIVIAL["globals_dict"], []])
-    floors = {
-        "pass": (["/usr/bin/python3", "-E", "-B", "-c", "pass"], count(100), ""),
-        "numpy": (["/usr/bin/python3", "-E", "-B", "-c", "import numpy"], count(40), ""),
-    }
+    bare_pass = ["/usr/bin/python3", "-E", "-B", "-c", "pass"]
+    bare_numpy = ["/usr/bin/python3", "-E", "-B", "-c", "import numpy"]
     # The sandbox's own command run bare: the same interpreter flags, the
     # same runner script, the same input, no sandbox.
-    same_command = ["/usr/bin/python3", "-I", runner]
-    floor_first = {k: statistics.median(spawn_floor(*v)) for k, v in floors.items()}
+    bare_runner = ["/usr/bin/python3", "-I", runner]
 
     overrides = {"bench-plot": {"REALTIME": 30, "CPU": 20}}
     # The defaults (warm, numpy pre-imported in a second interpreter), with a
@@ -232,10 +240,11 @@ def main():
     daemon = Daemon(args.build, warm_config)
     try:
         daemon_rss, memory = idle_memory(daemon, cores)
-        for name, payload, n in (("trivial", TRIVIAL, count(300)), ("numpy", NUMPY, count(100)),
-                                 ("matplotlib", PLOT, count(10))):
-            times = sequential(daemon, payload, n)
-            series[name] = times
+        series["trivial"], pass_times = alternating(
+            lambda: sequential(daemon, TRIVIAL, count(30)), lambda: spawn_floor(bare_pass, count(10)))
+        series["numpy"], numpy_times = alternating(
+            lambda: sequential(daemon, NUMPY, count(10)), lambda: spawn_floor(bare_numpy, count(4)))
+        series["matplotlib"] = sequential(daemon, PLOT, count(10))
         for c in (1, 4, 16):
             times, rps, errors = at_concurrency(daemon, TRIVIAL, c, count(400))
             series[f"c{c}"] = (times, rps, errors)
@@ -250,27 +259,21 @@ def main():
     finally:
         plotting.stop()
 
-    # Pool off, every sandbox cold, against its own command spawned bare: a
-    # ratio near 1, so the two are measured in alternating blocks, under the
-    # same load (on this shared host that floor has moved from 26 to 37 ms
-    # within minutes, far more than the margin measured).
+    # Pool off: every sandbox cold.
     cold = Daemon(args.build, {"warm": False, "pool_size": 0, "preimport": None})
-    cold_times, same_times = [], []
     try:
-        for _ in range(10):
-            cold_times += sequential(cold, TRIVIAL, count(10))
-            same_times += spawn_floor(same_command, count(10), runner_input)
+        cold_times, runner_times = alternating(
+            lambda: sequential(cold, TRIVIAL, count(10)),
+            lambda: spawn_floor(bare_runner, count(10), runner_input))
     finally:
         cold.stop()
 
-    floor_again = {k: statistics.median(spawn_floor(*v)) for k, v in floors.items()}
-    floor = {k: min(floor_first[k], floor_again[k]) for k in floors}
-    pass_p50, numpy_p50 = floor["pass"], floor["numpy"]
-    same_p50 = statistics.median(same_times)
+    pass_p50, numpy_p50, same_p50 = (statistics.median(t)
+                                     for t in (pass_times, numpy_times, runner_times))
     rows.append(("bare `python3 -E -B -c pass`, p50", ms(pass_p50), "ms", "1.00", "floor"))
     rows.append(("bare `python3 -E -B -c 'import numpy'`, p50", ms(numpy_p50), "ms", "1.00", "floor"))
-    rows.append(("bare `python3 -I jailed_code` on the trivial input, p50 (beside pool off)",
-                 ms(same_p50), "ms", "1.00", "floor"))
+    rows.append(("bare `python3 -I jailed_code` on the trivial input, p50", ms(same_p50), "ms",
+                 "1.00", "floor"))
 
     def add_latency(label, times, floor, target):
         p50, p90, p99 = (ms(percentile(times, p)) for p in (50, 90, 99))
