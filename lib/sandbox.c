@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@
 #include "rootfs.h"
 
 /* Descriptor numbers inside the sandbox. */
-enum { FD_CTL = 3, FD_PROC = 4, FD_SYNC = 5, FD_REPORT = 6, FD_GO = 7 };
+enum { FD_CTL = 3, FD_PROC = 4, FD_SYNC = 5, FD_REPORT = 6, FD_GO = 7, FD_PARENT = 8 };
 
 #define IS_ACTIVE(spec, layer) (((spec)->active & CJ_LAYER_BIT(layer)) != 0)
 
@@ -38,21 +39,22 @@ static _Noreturn void init_fail(cj_error *err)
 /* Places the helper's descriptors at fixed numbers and closes the rest. */
 static int arrange_fds(const struct cj_sandbox_spec *spec, cj_error *err)
 {
-    const int from[] = {spec->stdin_r, spec->stdout_w, spec->stderr_w,
-                        spec->ctl,     spec->proc_fd,  spec->sync_r};
-    const int to[] = {0, 1, 2, FD_CTL, FD_PROC, FD_SYNC};
-    int high[6];
+    const int from[] = {spec->stdin_r, spec->stdout_w, spec->stderr_w, spec->ctl,
+                        spec->proc_fd, spec->sync_r,   spec->parent};
+    const int to[] = {0, 1, 2, FD_CTL, FD_PROC, FD_SYNC, FD_PARENT};
+    enum { N = sizeof to / sizeof to[0] };
+    int high[N];
     /* Copy above every target first so no move overwrites a source. */
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N; i++) {
         high[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 16);
         if (high[i] < 0)
             return cj_fail_errno(err, "duplicate fd %d", from[i]);
     }
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N; i++) {
         if (dup3(high[i], to[i], O_CLOEXEC) < 0)
             return cj_fail_errno(err, "move fd to %d", to[i]);
     }
-    return cj_close_fds_except(to, 6, err);
+    return cj_close_fds_except(to, N, err);
 }
 
 static void runner_report(const char *text)
@@ -123,6 +125,13 @@ static void runner_main(const struct cj_sandbox_spec *spec)
     const int keep[] = {0, 1, 2, FD_PROC, FD_REPORT, FD_GO};
     if (cj_close_fds_except(keep, 6, &err) < 0)
         runner_fail(&err);
+    /* As a fresh process would have it (the helper blocks SIGCHLD). */
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) {
+        cj_fail_errno(&err, "clear signal mask");
+        runner_fail(&err);
+    }
 
     if (set_fixed_limits(&err) < 0)
         runner_fail(&err);
@@ -268,6 +277,23 @@ out:
     return rc;
 }
 
+/* A parent's death is signalled only to children that asked while it
+ * lived, hence the look at its pidfd once asked. */
+static int die_with_parent(cj_error *err)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        return cj_fail_errno(err, "set parent-death signal");
+    struct pollfd parent = {FD_PARENT, POLLIN, 0};
+    int exited = poll(&parent, 1, 0);
+    if (exited < 0)
+        return cj_fail_errno(err, "poll parent");
+    if (exited > 0)
+        return cj_fail(err, ESRCH, "parent died during set-up");
+    if (close(FD_PARENT) < 0)
+        return cj_fail_errno(err, "close parent descriptor");
+    return 0;
+}
+
 static int setup_namespaces_and_root(const struct cj_sandbox_spec *spec, cj_error *err)
 {
     if (IS_ACTIVE(spec, CJ_LAYER_USERNS)) {
@@ -277,6 +303,12 @@ static int setup_namespaces_and_root(const struct cj_sandbox_spec *spec, cj_erro
             setresuid(CJ_SANDBOX_ROOT_ID, CJ_SANDBOX_ROOT_ID, CJ_SANDBOX_ROOT_ID) < 0)
             return cj_fail_errno(err, "become root of the user namespace");
     }
+    /* Only now: an id change clears the parent-death signal and resets
+     * dumpable. */
+    if (die_with_parent(err) < 0)
+        return -1;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        return cj_fail_errno(err, "clear dumpable");
     if (sethostname("codejail", 8) < 0)
         return cj_fail_errno(err, "set hostname");
     if (IS_ACTIVE(spec, CJ_LAYER_NETNS) && cj_netns_verify_isolated(err) < 0)
@@ -315,14 +347,6 @@ _Noreturn void cj_sandbox_init_main(const struct cj_sandbox_spec *spec)
     if (read(FD_SYNC, &go, 1) != 1)
         _exit(127);
     close(FD_SYNC);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) {
-        cj_fail_errno(&err, "set parent-death signal");
-        init_fail(&err);
-    }
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
-        cj_fail_errno(&err, "clear dumpable");
-        init_fail(&err);
-    }
     umask(022);
     if (setup_namespaces_and_root(spec, &err) < 0)
         init_fail(&err);

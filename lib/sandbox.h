@@ -6,7 +6,8 @@
  * its cgroups, writes its id maps, and lets it go. From there the set-up is
  * this one sequence:
  *
- *   init:   become root of the new namespace; hostname; check the network
+ *   init:   become root of the new namespace; die with its parent (which
+ *           must still be there); hostname; check the network
  *           namespace is empty; build or finish the root; new cgroup
  *           namespace; new session; fork the runner
  *   runner: close every other descriptor; drop ids, capabilities and
@@ -44,8 +45,9 @@ struct cj_sandbox_spec {
     bool rootful;          /* two ids mapped (root and runner) rather than one */
     uid_t runner_outer_id; /* the runner's id when there is no user namespace */
     char run_dir[CJ_RUN_DIR_MAX];
-    /* descriptors, in the helper's numbering */
-    int ctl, stdin_r, stdout_w, stderr_w, sync_r, proc_fd;
+    /* descriptors, in the helper's numbering; parent: a pidfd of the
+     * process that clones the init */
+    int ctl, stdin_r, stdout_w, stderr_w, sync_r, proc_fd, parent;
 };
 
 /* Runs in the cloned init process; never returns. */

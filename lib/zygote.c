@@ -333,6 +333,9 @@ static void close_engine_fds(int fds[ENGINE_FDS])
 static pid_t clone_sandbox(const struct helper *h, const struct launch_order *order,
                            const char *cgroup, int engine_fds[ENGINE_FDS], cj_error *err)
 {
+    cleanup_close int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (self < 0)
+        return cj_fail_errno(err, "pidfd_open self");
     struct spawn_fds f;
     memset(&f, -1, sizeof f);
     if (make_spawn_fds(&f, err) < 0) {
@@ -352,6 +355,7 @@ static pid_t clone_sandbox(const struct helper *h, const struct launch_order *or
         .stderr_w = f.err[1],
         .sync_r = f.sync[0],
         .proc_fd = h->proc_fd,
+        .parent = self,
     };
     memcpy(spec.run_dir, order->run_dir, sizeof spec.run_dir);
 
@@ -596,6 +600,9 @@ static int helper_init(struct helper *h, cj_error *err)
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
         return cj_fail_errno(err, "set parent-death signal");
+    /* A sandbox's init outlives its launcher only to die of it: reaped here. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        return cj_fail_errno(err, "become subreaper");
     if (set_environment(err) < 0)
         return -1;
     h->rootful = geteuid() == 0;
@@ -695,6 +702,9 @@ static void shut_down(struct helper *h)
             ;
         clean_up_after(h, &h->records[i]);
     }
+    /* Inits whose launchers were killed: they died with them. */
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
     cj_cgroup_root_close(&h->cgroups);
 }
 

@@ -1,13 +1,18 @@
 /* Leak test: 200 executions through the engine (successes, exceptions,
  * wall-clock kills, fork bombs, crashes), cold and warm; afterwards nothing
- * of them is left: no process, mount, directory, cgroup or descriptor. */
+ * of them is left: no process, mount, directory, cgroup or descriptor. And
+ * when the helper is killed, its sandboxes die with it. */
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -105,12 +110,17 @@ static int count_cgroups(void)
     return n;
 }
 
+static void helper_path(char *out, size_t size)
+{
+    const char *bin = getenv("CODEJAIL_BINARY_DIR");
+    assert_non_null(bin);
+    snprintf(out, size, "%s/codejail-sandbox", bin);
+}
+
 static void run_many(bool warm)
 {
     char helper[4096];
-    const char *bin = getenv("CODEJAIL_BINARY_DIR");
-    assert_non_null(bin);
-    snprintf(helper, sizeof helper, "%s/codejail-sandbox", bin);
+    helper_path(helper, sizeof helper);
     struct cj_engine_config config = {.helper_path = helper, .warm = warm};
     struct cj_engine *engine;
     cj_error err = {0};
@@ -154,10 +164,80 @@ static void test_nothing_left_after_200_executions(void **state)
     assert_int_equal(count_cgroups(), cgroups);
 }
 
+/* Between two looks at state that changes asynchronously (processes
+ * dying): not a sleep standing in for a condition. */
+static void poll_pause(void)
+{
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Waits (bounded) until this test's sandbox processes number `want` or
+ * fewer, reaping what comes back to it. */
+static int wait_for_sandbox_processes(int want, double seconds)
+{
+    double deadline = now_s() + seconds;
+    int n;
+    while ((n = count_sandbox_processes()) > want && now_s() < deadline) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        poll_pause();
+    }
+    return n;
+}
+
+/* The children of this process that run the helper. */
+static int kill_helpers(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int killed = 0;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1)
+        killed += kill((pid_t)pid, SIGKILL) == 0;
+    fclose(f);
+    return killed;
+}
+
+/* A pooled sandbox waits with its init, runner and (cgroup v1) launcher;
+ * killing the helper must take them all, or they would run on unwatched. */
+static void test_sandboxes_die_with_their_helper(void **state)
+{
+    (void)state;
+    /* Orphans come back here rather than to the machine's init. */
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    char helper[4096];
+    helper_path(helper, sizeof helper);
+    struct cj_engine_config config = {.helper_path = helper, .warm = true, .pool_size = 1};
+    struct cj_engine *engine;
+    cj_error err = {0};
+    assert_int_equal(cj_engine_start(&config, &engine, &err), 0);
+    double deadline = now_s() + 30;
+    while (cj_engine_pool_ready(engine) < 1 && now_s() < deadline)
+        poll_pause();
+    assert_int_equal(cj_engine_pool_ready(engine), 1);
+    /* the helper, and the sandbox's init and runner at least */
+    assert_true(count_sandbox_processes() >= 3);
+
+    assert_true(kill_helpers() >= 1);
+    assert_int_equal(wait_for_sandbox_processes(0, 10), 0);
+    cj_engine_stop(engine);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_left_after_200_executions),
+        cmocka_unit_test(test_sandboxes_die_with_their_helper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
