@@ -341,6 +341,19 @@ static int build_stdin(const struct cj_exec_request *r, struct cj_buf *in, cj_er
     return 0;
 }
 
+/* A pooled sandbox can die while it waits (killed by an operator or the OOM
+ * killer): such a one is dropped, not handed a request. */
+static bool take_live(struct cj_pool *pool, struct cj_ready_sandbox *s)
+{
+    while (cj_pool_take(pool, s)) {
+        struct pollfd exited = {s->pidfd, POLLIN, 0};
+        if (poll(&exited, 1, 0) == 0)
+            return true;
+        cj_ready_sandbox_close(s);
+    }
+    return false;
+}
+
 static int send_dispatch(struct cj_ready_sandbox *s, const struct cj_exec_request *r, cj_error *err)
 {
     struct cj_ctl_msg msg = {.type = CJ_CTL_DISPATCH, .limits = r->limits};
@@ -578,7 +591,7 @@ int cj_engine_execute(struct cj_engine *e, const struct cj_exec_request *request
     struct lane *lane = &e->lanes[pick_lane(e, request)];
     struct cj_ready_sandbox s = CJ_READY_SANDBOX_NONE;
     int rc = -1;
-    if (!(lane->pool && cj_pool_take(lane->pool, &s)) && make_ready_sandbox(lane, &s, err) < 0)
+    if (!(lane->pool && take_live(lane->pool, &s)) && make_ready_sandbox(lane, &s, err) < 0)
         goto out;
     res->setup_ms = s.setup_ms;
     if (send_dispatch(&s, request, err) < 0)
