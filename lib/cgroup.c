@@ -27,8 +27,9 @@
 /* memory_fd and pids_fd hold the same descriptor number as each other or as
  * unified_fd when they live in the same hierarchy, so that a group is created
  * once per hierarchy. The order is the attach order: unified first, so that
- * any process in one of a sandbox's groups is also in the first one, which is
- * the one cj_cgroup_kill() empties. */
+ * any process of a sandbox in one of its groups is also in the first one,
+ * which is the one cj_cgroup_kill() empties. (A launcher stands in the cgroup
+ * v1 groups only, and is gone before they are emptied.) */
 static int distinct_fds(const struct cj_cgroup_root *root, int fds[3])
 {
     const int candidates[3] = {root->unified_fd, root->memory_fd, root->pids_fd};

@@ -499,20 +499,24 @@ static pid_t order_launch(int sock, const struct launch_order *order, int engine
     if (cj_send_msg(sock, order, sizeof *order, NULL, 0) != (ssize_t)sizeof *order)
         return cj_fail_errno(err, "order launcher");
     struct cj_spawn_reply reply;
+    int got[ENGINE_FDS] = {-1, -1, -1, -1, -1};
     size_t nfds = ENGINE_FDS;
-    ssize_t n = cj_recv_msg(sock, &reply, sizeof reply, engine_fds, &nfds);
+    /* On failure it has closed whatever arrived. */
+    ssize_t n = cj_recv_msg(sock, &reply, sizeof reply, got, &nfds);
+    if (n < 0)
+        return cj_fail_errno(err, "read launcher's answer");
     if (n != (ssize_t)sizeof reply) {
-        if (n > 0)
-            close_engine_fds(engine_fds);
+        close_engine_fds(got);
         return cj_fail(err, EPROTO, "launcher stopped answering");
     }
     reply.error[sizeof reply.error - 1] = '\0';
     if (!reply.ok || nfds != ENGINE_FDS) {
-        close_engine_fds(engine_fds);
+        close_engine_fds(got);
         if (!reply.ok)
             return cj_fail(err, 0, "launcher: %s", reply.error);
         return cj_fail(err, EPROTO, "launcher sent %zu descriptors", nfds);
     }
+    memcpy(engine_fds, got, sizeof got);
     return reply.pid;
 }
 
@@ -649,7 +653,7 @@ static void clean_up_after(struct helper *h, struct sandbox_record *r)
     r->pid = 0;
 }
 
-/* The ready launcher is gone (killed, or it could not join its groups). */
+/* The ready launcher is gone before its order (killed). */
 static void drop_launcher(struct helper *h)
 {
     char cgroup[32];
