@@ -233,11 +233,64 @@ static void test_sandboxes_die_with_their_helper(void **state)
     cj_engine_stop(engine);
 }
 
+/* Kills every process below this test's children (the helpers): each
+ * sandbox, its launcher, and a launcher waiting for the next. */
+static int kill_below_helpers(void)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int killed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid = strtol(e->d_name, NULL, 10);
+        if (pid > 0 && pid != (long)getpid() && status_field(pid, "PPid") != (long)getpid() &&
+            descends_from_us(pid))
+            killed += kill((pid_t)pid, SIGKILL) == 0;
+    }
+    closedir(d);
+    return killed;
+}
+
+/* A pooled sandbox that died while it waited is not handed a request. */
+static void test_dead_pooled_sandbox_is_passed_over(void **state)
+{
+    (void)state;
+    char helper[4096];
+    helper_path(helper, sizeof helper);
+    struct cj_engine_config config = {.helper_path = helper, .warm = true, .pool_size = 1};
+    struct cj_engine *engine;
+    cj_error err = {0};
+    assert_int_equal(cj_engine_start(&config, &engine, &err), 0);
+    double deadline = now_s() + 30;
+    while (cj_engine_pool_ready(engine) < 1 && now_s() < deadline)
+        poll_pause();
+    assert_int_equal(cj_engine_pool_ready(engine), 1);
+    assert_true(kill_below_helpers() >= 2);
+    /* until only the helper is left */
+    assert_int_equal(wait_for_sandbox_processes(1, 10), 1);
+
+    const char *code = "x = x + 1";
+    struct cj_exec_request request = {
+        .code = code,
+        .code_len = strlen(code),
+        .globals_json = "{\"x\": 16}",
+        .globals_len = 9,
+        .limits = cj_limits_default,
+    };
+    struct cj_exec_result result;
+    if (cj_engine_execute(engine, &request, &result, &err) < 0)
+        fail_msg("execution failed: %s", err.msg);
+    assert_int_equal(result.status, 0);
+    cj_exec_result_free(&result);
+    cj_engine_stop(engine);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_left_after_200_executions),
         cmocka_unit_test(test_sandboxes_die_with_their_helper),
+        cmocka_unit_test(test_dead_pooled_sandbox_is_passed_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
