@@ -208,13 +208,9 @@ static int kill_helpers(void)
     return killed;
 }
 
-/* A pooled sandbox waits with its init, runner and (cgroup v1) launcher;
- * killing the helper must take them all, or they would run on unwatched. */
-static void test_sandboxes_die_with_their_helper(void **state)
+/* A warm engine whose pool of one holds a ready sandbox. */
+static struct cj_engine *start_with_a_pooled_sandbox(void)
 {
-    (void)state;
-    /* Orphans come back here rather than to the machine's init. */
-    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
     char helper[4096];
     helper_path(helper, sizeof helper);
     struct cj_engine_config config = {.helper_path = helper, .warm = true, .pool_size = 1};
@@ -225,6 +221,17 @@ static void test_sandboxes_die_with_their_helper(void **state)
     while (cj_engine_pool_ready(engine) < 1 && now_s() < deadline)
         poll_pause();
     assert_int_equal(cj_engine_pool_ready(engine), 1);
+    return engine;
+}
+
+/* A pooled sandbox waits with its init, runner and (cgroup v1) launcher;
+ * killing the helper must take them all, or they would run on unwatched. */
+static void test_sandboxes_die_with_their_helper(void **state)
+{
+    (void)state;
+    /* Orphans come back here rather than to the machine's init. */
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    struct cj_engine *engine = start_with_a_pooled_sandbox();
     /* the helper, and the sandbox's init and runner at least */
     assert_true(count_sandbox_processes() >= 3);
 
@@ -255,16 +262,7 @@ static int kill_below_helpers(void)
 static void test_dead_pooled_sandbox_is_passed_over(void **state)
 {
     (void)state;
-    char helper[4096];
-    helper_path(helper, sizeof helper);
-    struct cj_engine_config config = {.helper_path = helper, .warm = true, .pool_size = 1};
-    struct cj_engine *engine;
-    cj_error err = {0};
-    assert_int_equal(cj_engine_start(&config, &engine, &err), 0);
-    double deadline = now_s() + 30;
-    while (cj_engine_pool_ready(engine) < 1 && now_s() < deadline)
-        poll_pause();
-    assert_int_equal(cj_engine_pool_ready(engine), 1);
+    struct cj_engine *engine = start_with_a_pooled_sandbox();
     assert_true(kill_below_helpers() >= 2);
     /* until only the helper is left */
     assert_int_equal(wait_for_sandbox_processes(1, 10), 1);
@@ -278,6 +276,7 @@ static void test_dead_pooled_sandbox_is_passed_over(void **state)
         .limits = cj_limits_default,
     };
     struct cj_exec_result result;
+    cj_error err = {0};
     if (cj_engine_execute(engine, &request, &result, &err) < 0)
         fail_msg("execution failed: %s", err.msg);
     assert_int_equal(result.status, 0);
