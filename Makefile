@@ -4,6 +4,9 @@ TESTBUILD  ?= build-test
 ENV_DIR    ?= $(CURDIR)/$(BUILD)/sandbox-env
 PORT       ?= 8080
 JOBS       ?= $(shell nproc)
+# Python requirements of the sandbox environment beyond Debian's packages; an
+# operator adds a file of their own: make env EXTRA_REQUIREMENTS=my-reqs.txt
+REQUIREMENTS ?= sandbox/requirements.txt $(EXTRA_REQUIREMENTS)
 FUZZ_RUNS  ?= 20000
 
 .PHONY: all deps build build-test env run test unit integration format check-format clean
@@ -27,7 +30,8 @@ build-test: $(TESTBUILD)/Makefile
 	cmake --build $(TESTBUILD) -j $(JOBS)
 
 env: deps
-	/usr/bin/python3 sandbox/build-env.py --packages sandbox/packages.txt --dest $(ENV_DIR)
+	/usr/bin/python3 sandbox/build-env.py --packages sandbox/packages.txt \
+	    $(foreach r,$(REQUIREMENTS),--requirements $(r)) $(if $(FORCE),--force) --dest $(ENV_DIR)
 
 run: build env
 	$(BUILD)/codejaild --profile development --listen 127.0.0.1 --port $(PORT)

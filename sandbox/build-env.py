@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Build the sandbox's read-only Python environment from installed Debian packages.
 
-Usage: /usr/bin/python3 sandbox/build-env.py --packages sandbox/packages.txt --dest DIR
+Usage: /usr/bin/python3 sandbox/build-env.py --packages sandbox/packages.txt \
+           [--requirements sandbox/requirements.txt ...] --dest DIR
 
 DIR/usr receives the files of the listed packages and of everything they
 Depend/Pre-Depend on (recursively, over installed packages), minus what an
@@ -9,6 +10,11 @@ interpreter never reads.  Files are hard links to the host's files where
 possible, so the tree costs neither copying nor disk.  Nothing is done when
 DIR's manifest (package versions, alternatives, this script's hash) is current;
 otherwise the tree is built in DIR.new and swapped in by rename.
+Python requirements that Debian does not package are installed by pip (its own
+settings: PIP_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX, ...) into a directory
+of their own, DIR/usr/local/lib/pythonX.Y/dist-packages, which holds no host
+file; when pip cannot get them the tree is built without them and the missing
+modules are named.
 See sandbox/README.md for the reasoning behind each rule.
 """
 
@@ -74,6 +80,20 @@ DROP_PREFIXES = tuple(
 ) + ("/usr/lib/binfmt.d/", "/usr/lib/systemd/", "/usr/lib/valgrind/")
 
 DIST_PACKAGES = "/usr/lib/python3/dist-packages/"
+
+# Where pip installs: Debian's site module puts it on sys.path ahead of
+# DIST_PACKAGES, and no Debian package ships files there, so pip writes only
+# into a directory it created (never into a hard-linked host file).
+PIP_SITE = f"/usr/local/lib/python{sys.version_info.major}.{sys.version_info.minor}/dist-packages"
+
+# pip's settings that decide what it installs; their values (which may hold
+# index credentials) enter the manifest only as a hash.
+PIP_SETTINGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX",
+                "PIP_CONFIG_FILE", "PIP_ONLY_BINARY", "PIP_NO_BINARY", "PIP_PRE")
+
+# In DIR: what pip could not install, one requirement a line, for the next
+# up-to-date run to repeat the warning.
+MISSING = ".codejail-env-missing"
 
 # CPython's regression-test package (only multiprocessing's test clean-up
 # helper imports it), and Debian's sitecustomize: a link to /etc whose only
@@ -314,15 +334,23 @@ def wanted(path):
 
 # --- manifest ---------------------------------------------------------------------
 
-def manifest_text(packages, alt_links):
+def file_hash(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def manifest_text(packages, alt_links, requirements):
     """Everything the tree's contents depend on: a change to any line rebuilds."""
-    with open(__file__, "rb") as f:
-        lines = ["codejail-env 1", "script " + hashlib.sha256(f.read()).hexdigest()]
+    lines = ["codejail-env 2", "script " + file_hash(__file__)]
     lines += [f"package {p} {p.version}" for p in packages]
     # The selected alternative (e.g. reference BLAS vs OpenBLAS) decides file
     # contents without any package version changing.
     lines += [f"alternative {link} {os.path.realpath(link)}"
               for link in alt_links if wanted(usr_path(link)) and os.path.lexists(link)]
+    if requirements:
+        lines += [f"requirements {path} {file_hash(path)}" for path in requirements]
+        settings = "\0".join(f"{k}={os.environ.get(k, '')}" for k in PIP_SETTINGS)
+        lines.append("pip-settings " + hashlib.sha256(settings.encode()).hexdigest())
     return "\n".join(lines) + "\n"
 
 
@@ -500,6 +528,110 @@ def tree_size(plan):
     return sum(os.stat(src).st_size for src in plan.files.values())
 
 
+# --- Python requirements (pip) ----------------------------------------------------
+
+def requirement_lines(paths):
+    """(requirement, [modules]) for each requirement of the files; the modules
+    come from a trailing "# modules: a b" comment and name what goes missing."""
+    out = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                text, _, comment = line.partition("#")
+                text = text.strip()
+                if text and not text.startswith("-"):
+                    m = re.search(r"modules:(.*)", comment)
+                    out.append((text, m.group(1).split() if m else []))
+    return out
+
+
+def pip_install(requirements, site):
+    """Install the requirements into site (a new directory) without their
+    dependencies, which the Debian part provides; pip's error text, or None."""
+    cmd = [sys.executable, "-m", "pip", "install", "--target", site, "--no-deps",
+           "--disable-pip-version-check", "--no-input", "--no-warn-script-location"]
+    for path in requirements:
+        cmd += ["--requirement", path]
+    result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        return (result.stderr.strip() or result.stdout.strip() or
+                f"pip exited with status {result.returncode}")
+    # Entry-point scripts: nothing in the sandbox can execute them.
+    shutil.rmtree(os.path.join(site, "bin"), ignore_errors=True)
+    return None
+
+
+def unmet_dependencies(root):
+    """What the pip-installed distributions require that the tree lacks."""
+    # Imported here: only a build with requirements needs them.
+    from importlib import metadata
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion
+
+    site, debian = root + PIP_SITE, root + DIST_PACKAGES.rstrip("/")
+    have = {canonicalize_name(d.metadata["Name"]): d.version
+            for d in metadata.distributions(path=[debian, site])}
+    unmet = []
+    for dist in metadata.distributions(path=[site]):
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker and not req.marker.evaluate({"extra": ""}):
+                continue
+            version = have.get(canonicalize_name(req.name))
+            try:
+                ok = version is not None and req.specifier.contains(version, prereleases=True)
+            except InvalidVersion:
+                ok = False
+            if not ok:
+                unmet.append(f"{dist.metadata['Name']} requires {req}; "
+                             f"the environment has {version or 'none'}")
+    return unmet
+
+
+def warn_missing(dest, pip_error=None):
+    """Say which requirements the tree lacks and how to add them."""
+    try:
+        with open(os.path.join(dest, MISSING), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return
+    names = [line.split("\t")[0] for line in lines]
+    modules = [m for line in lines for m in line.split("\t")[1:]]
+    if pip_error:
+        last = pip_error.splitlines()[-1]
+        print(f"build-env: warning: pip could not install the Python requirements: {last}",
+              file=sys.stderr)
+    print(f"build-env: warning: the sandbox environment lacks {', '.join(names)}"
+          + (f" (modules {', '.join(modules)})" if modules else "")
+          + "; course code that imports them fails.\n"
+          "  Point pip at an index or a folder of wheels and rebuild, e.g.\n"
+          "    PIP_INDEX_URL=https://your-mirror/simple make env\n"
+          "    PIP_FIND_LINKS=/path/to/wheels PIP_NO_INDEX=1 make env\n"
+          "  or, with unchanged settings, retry: make env FORCE=1",
+          file=sys.stderr)
+
+
+def add_requirements(root, requirements):
+    """pip's part of the tree; on failure the tree goes without it and MISSING
+    records what is absent.  Unmet dependencies are an error: they are a
+    configuration mistake, not an unreachable index."""
+    error = pip_install(requirements, root + PIP_SITE)
+    if error is None:
+        unmet = unmet_dependencies(root)
+        if unmet:
+            raise BuildError("unmet dependencies (add their Debian packages to "
+                             "sandbox/packages.txt, or the requirements to a requirements "
+                             "file):\n  " + "\n  ".join(unmet))
+        return None
+    shutil.rmtree(root + PIP_SITE, ignore_errors=True)
+    with open(os.path.join(root, MISSING), "w", encoding="utf-8") as f:
+        for req, modules in requirement_lines(requirements):
+            f.write("\t".join([req, *modules]) + "\n")
+    return error
+
+
 # --- main -------------------------------------------------------------------------
 
 def read_package_names(path):
@@ -528,6 +660,8 @@ def check_dest(dest):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packages", required=True, help="file listing Debian packages")
+    parser.add_argument("--requirements", action="append", default=[],
+                        help="pip requirements file for what Debian lacks (repeatable)")
     parser.add_argument("--dest", required=True, help="directory to build (DEST/usr/...)")
     parser.add_argument("--force", action="store_true",
                         help="rebuild even if the manifest is current (e.g. after "
@@ -540,11 +674,13 @@ def main():
     installed = Installed()
     packages = installed.closure(read_package_names(args.packages))
     alt_links = alternative_links()
-    manifest = manifest_text(packages, alt_links)
+    requirements = [os.path.abspath(path) for path in args.requirements]
+    manifest = manifest_text(packages, alt_links, requirements)
     check_dest(dest)
     if not args.force and read_manifest(dest) == manifest:
         print(f"build-env: {dest} is up to date "
               f"({time.monotonic() - start:.2f} s)")
+        warn_missing(dest)
         return
 
     parent = os.path.dirname(dest)
@@ -570,6 +706,7 @@ def main():
         remove_tree(new)
     try:
         linked = build(plan, new, manifest)
+        pip_error = add_requirements(new, requirements) if requirements else None
     except BaseException:
         remove_tree(new)
         raise
@@ -579,6 +716,7 @@ def main():
           f"({linked} hard-linked, {len(plan.files) - linked} copied), "
           f"{len(plan.symlinks)} symlinks, {tree_size(plan) / 2**20:.1f} MiB, "
           f"{time.monotonic() - start:.2f} s")
+    warn_missing(dest, pip_error)
 
 
 if __name__ == "__main__":
