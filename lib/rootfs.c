@@ -15,8 +15,8 @@
 
 #include "cleanup.h"
 
-static const char *const closed_dirs[] = {"etc", "proc", "sys", "home",  "root", "var",
-                                          "opt", "srv",  "mnt", "media", "run",  "boot"};
+static const char *const closed_dirs[] = {"etc", "proc", "sys", "root",  "var", "opt",
+                                          "srv", "mnt",  "run", "media", "boot"};
 static const char *const device_names[] = {"null", "zero", "full", "random", "urandom"};
 #define N_DEVICES (sizeof device_names / sizeof device_names[0])
 
@@ -110,7 +110,8 @@ int cj_rootfs_enter_template(const char *env_dir, cj_error *err)
         if (make_dir(path, 0, err) < 0)
             goto out;
     }
-    if (make_dir("/tmp/tmp", 0111, err) < 0 || make_dir("/tmp/dev", 0111, err) < 0)
+    if (make_dir("/tmp/tmp", 0111, err) < 0 || make_dir("/tmp/dev", 0111, err) < 0 ||
+        make_dir("/tmp/home", 0111, err) < 0 || make_dir("/tmp" CJ_SANDBOX_HOME, 0555, err) < 0)
         goto out;
     for (size_t i = 0; i < N_DEVICES; i++) {
         snprintf(path, sizeof path, "/tmp/dev/%s", device_names[i]);

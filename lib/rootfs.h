@@ -7,8 +7,10 @@
  *   /tmp                 a per-run tmpfs owned by the sandbox's root
  *   /tmp/codejail-XXXXXXXX   the run directory: jailed_code, uploaded files
  *   /tmp/codejail-XXXXXXXX/tmp   writable by the code, size-capped, noexec
- *   /etc /proc /sys /home /root /var ...   empty, mode 000
- * The root, /tmp and /dev are mode 0111 (enter, never list), and every
+ *   /home/sandbox        the code's home: empty, read-only (libraries such as
+ *                        nltk want one); /home itself is mode 0111
+ *   /etc /proc /sys /root /var ...   empty, mode 000
+ * The root, /tmp, /dev and /home are mode 0111 (enter, never list), and every
  * closed directory is mode 000, so looking at anything outside the allowed
  * set fails with EACCES rather than ENOENT, as the API promises. Nothing is
  * executable: /usr/bin is an empty mode-000 directory in the environment, and
@@ -31,7 +33,8 @@
 
 #include "error.h"
 
-#define CJ_RUN_TMP "tmp" /* the writable directory, relative to the run dir */
+#define CJ_RUN_TMP      "tmp" /* the writable directory, relative to the run dir */
+#define CJ_SANDBOX_HOME "/home/sandbox"
 
 struct cj_run_dir {
     const char *path;        /* "/tmp/codejail-XXXXXXXX" */

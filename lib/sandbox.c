@@ -160,7 +160,7 @@ static void runner_main(const struct cj_sandbox_spec *spec)
     if (IS_ACTIVE(spec, CJ_LAYER_LANDLOCK)) {
         char tmp_path[CJ_RUN_DIR_MAX + 8];
         snprintf(tmp_path, sizeof tmp_path, "%s/" CJ_RUN_TMP, spec->run_dir);
-        const char *const read_paths[] = {"/usr", spec->run_dir, NULL};
+        const char *const read_paths[] = {"/usr", CJ_SANDBOX_HOME, spec->run_dir, NULL};
         const char *const write_paths[] = {tmp_path, NULL};
         const char *const device_paths[] = {"/dev/null",   "/dev/zero",    "/dev/full",
                                             "/dev/random", "/dev/urandom", NULL};

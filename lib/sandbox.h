@@ -36,6 +36,7 @@
 /* Ids inside the sandbox's user namespace when the helper is root. */
 #define CJ_SANDBOX_ROOT_ID   0
 #define CJ_SANDBOX_RUNNER_ID 1000
+#define CJ_SANDBOX_USER      "sandbox" /* the runner id's name, as the reference's */
 
 struct cj_sandbox_spec {
     const struct cj_helper_config *config;

@@ -35,6 +35,11 @@
  * interpreter in warm mode takes os.environ from it. */
 static const char *const sandbox_environment[][2] = {
     {"PATH", "/usr/local/bin:/usr/bin:/bin"},
+    /* What sudo gives the reference's sandbox user; libraries look for a home
+     * (nltk will not import without one) and a user name. */
+    {"HOME", CJ_SANDBOX_HOME},
+    {"USER", CJ_SANDBOX_USER},
+    {"LOGNAME", CJ_SANDBOX_USER},
     {"TMPDIR", "tmp"},
     {"MPLCONFIGDIR", "tmp"},
     {"MPLBACKEND", "Agg"},

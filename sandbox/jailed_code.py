@@ -7,6 +7,8 @@
 # the code raises, the interpreter prints the traceback to stderr and exits 1,
 # and the service answers with the input globals and an emsg.
 import json
+import os
+import pwd
 import sys
 
 SAFE_TYPES = (type(None), int, float, bytes, str, list, tuple, dict)
@@ -47,6 +49,25 @@ numpy_random = sys.modules.get("numpy.random")
 if numpy_random is not None:
     numpy_random.seed()
 del numpy_random
+
+
+
+def answer_for_own_id(lookup, own, entry):
+    """lookup, except that the sandbox's own id or name is answered with entry."""
+    def wrapper(key):
+        return entry if key == own else lookup(key)
+    return wrapper
+
+
+# Library code asks for the user's name and home (getpass, expanduser,
+# pwd.getpwuid(os.getuid())).  /etc/passwd stays unreadable, like every host
+# file (reading it is the reference's own test of the jail), so the lookups
+# for the sandbox's own id are answered from its environment here.
+own_entry = pwd.struct_passwd((os.environ["USER"], "x", os.getuid(), os.getgid(),
+                               "codejail sandbox", os.environ["HOME"], "/usr/sbin/nologin"))
+pwd.getpwuid = answer_for_own_id(pwd.getpwuid, os.getuid(), own_entry)
+pwd.getpwnam = answer_for_own_id(pwd.getpwnam, own_entry.pw_name, own_entry)
+del own_entry
 
 code, g_dict, python_path = json.load(sys.stdin)
 for entry in python_path:
