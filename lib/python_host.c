@@ -17,6 +17,27 @@ static int status_failed(PyStatus status, const char *what, cj_error *err)
                    status.func ? ": " : "", status.err_msg ? status.err_msg : "failed");
 }
 
+/* Whether the pending exception says that `name` itself (or a package it is
+ * in) is not installed, as opposed to a module it needs being absent. */
+static bool is_not_installed(const char *name)
+{
+    if (!PyErr_ExceptionMatches(PyExc_ModuleNotFoundError))
+        return false;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    PyObject *missing = value ? PyObject_GetAttrString(value, "name") : NULL;
+    const char *text = missing && PyUnicode_Check(missing) ? PyUnicode_AsUTF8(missing) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    bool own = len && strncmp(name, text, len) == 0 && (name[len] == '\0' || name[len] == '.');
+    Py_XDECREF(missing);
+    PyErr_Restore(type, value, traceback);
+    return own;
+}
+
+/* A module that is not installed is skipped: an environment built without
+ * an optional package (no package index) still serves everything else, and
+ * the module check reports what is missing. Any other failure is an error. */
 static int import_modules(const char *list, cj_error *err)
 {
     char name[128];
@@ -31,6 +52,11 @@ static int import_modules(const char *list, cj_error *err)
         if (!len)
             continue;
         PyObject *module = PyImport_ImportModule(name);
+        if (!module && is_not_installed(name)) {
+            PyErr_Clear();
+            fprintf(stderr, "codejail-sandbox: pre-import: %s is not installed, skipped\n", name);
+            continue;
+        }
         if (!module) {
             PyErr_Print();
             return cj_fail(err, 0, "import %s failed (traceback on stderr)", name);
