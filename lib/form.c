@@ -18,6 +18,8 @@
 #define PP_BUFFER      16384
 #define OTHER_NAME_MAX 256
 #define KEY_MAX        64 /* longer urlencoded names are kept cut: none of them matters */
+/* Django's DATA_UPLOAD_MAX_NUMBER_FILES: what the reference takes. */
+#define MAX_FILES 100
 
 enum body_kind {
     BODY_MULTIPART,   /* MHD's post processor parses it */
@@ -48,6 +50,7 @@ struct cj_form {
     struct cj_form_limits limits;
     size_t body_bytes;
     unsigned n_fields;
+    unsigned n_files;
     enum part part;
     struct cj_buf payload;
     bool have_payload;
@@ -134,10 +137,14 @@ static int start_part(struct cj_form *f, const char *key, size_t key_len, const 
 static enum MHD_Result field_start(struct cj_form *f, const char *key, size_t key_len,
                                    const char *filename)
 {
-    if (++f->n_fields > f->limits.max_fields) {
+    bool is_file = filename != NULL;
+    unsigned limit = is_file ? MAX_FILES : f->limits.max_fields;
+    if (++*(is_file ? &f->n_files : &f->n_fields) > limit) {
         char message[64];
-        snprintf(message, sizeof message, "Too many form fields (limit %u)", f->limits.max_fields);
-        return defer(f, 400, "invalid.too_many_fields", message);
+        snprintf(message, sizeof message, "Too many %s (limit %u)",
+                 is_file ? "uploaded files" : "form fields", limit);
+        return defer(f, 400, is_file ? "invalid.too_many_files" : "invalid.too_many_fields",
+                     message);
     }
     if (start_part(f, key, key_len, filename) < 0)
         return defer(f, 500, "failed.memory", "Out of memory");

@@ -11,7 +11,8 @@
  *
  * Limits: max_body_bytes for the whole body (checked against Content-Length
  * before anything is read, so that a declared oversized body is refused at
- * once, before a 100 Continue), max_fields for fields and files together.
+ * once, before a 100 Continue), max_fields for fields, and 100 files (as
+ * Django counts them: apart).
  * Every other problem, a chunked body growing too long included, is
  * reported when the body has ended: libmicrohttpd can answer only before or
  * after a body, and refusals that take precedence (service disabled) must

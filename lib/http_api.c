@@ -21,6 +21,7 @@
 #include "result.h"
 
 #define PATH_CODE_EXEC    "/api/v0/code-exec"
+#define CODE_EXEC_METHODS "POST, OPTIONS"
 #define CONTENT_TYPE_JSON "application/json"
 /* MHD's buffer per connection: request line, headers, and each body chunk. */
 #define CONNECTION_MEMORY (64u << 10)
@@ -162,10 +163,17 @@ static enum MHD_Result send_body(struct request *r, unsigned status, const char 
     return rc;
 }
 
-static int error_json(struct cj_buf *out, const char *message)
+/* Refusals that the reference's web framework (Django REST framework) makes
+ * itself carry its key, "detail"; the service's own carry "error". */
+static bool framework_refusal(unsigned status)
 {
-    return cj_buf_append_str(out, "{\"error\": ") | append_text(out, message) |
-                   cj_buf_append_str(out, "}")
+    return status == MHD_HTTP_METHOD_NOT_ALLOWED || status == MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+}
+
+static int error_json(struct cj_buf *out, unsigned status, const char *message)
+{
+    return cj_buf_append_str(out, framework_refusal(status) ? "{\"detail\": " : "{\"error\": ") |
+                   append_text(out, message) | cj_buf_append_str(out, "}")
                ? -1
                : 0;
 }
@@ -175,7 +183,7 @@ static enum MHD_Result send_error(struct request *r, unsigned status, const char
 {
     struct cj_buf out;
     cj_buf_init(&out, 0);
-    if (error_json(&out, message) < 0) {
+    if (error_json(&out, status, message) < 0) {
         cj_buf_free(&out);
         return MHD_NO;
     }
@@ -331,7 +339,7 @@ static void set_error_answer(struct request *r, unsigned status, const char *out
     cleanup_buf struct cj_buf out;
     cj_buf_init(&out, 0);
     /* Without an answer, the resumed handler sends a short one itself. */
-    if (error_json(&out, message) == 0)
+    if (error_json(&out, status, message) == 0)
         set_answer(r, status, outcome, &out);
 }
 
@@ -468,6 +476,33 @@ static bool file_refused(const char *name, cj_error *err)
     return name && cj_payload_check_file_name(name, err) < 0;
 }
 
+/* python_path names python_lib.zip but none was uploaded: the reference
+ * fails to copy it into the sandbox and answers as for an execution that
+ * failed, without running anything. */
+static bool upload_missing(const struct request *r)
+{
+    const char *data;
+    size_t len;
+    return r->payload.n_python_path > 0 && !cj_form_zip(r->form, &data, &len);
+}
+
+static enum MHD_Result send_not_run(struct request *r)
+{
+    cleanup_buf struct cj_buf out;
+    cj_buf_init(&out, 0);
+    cj_error err = {0};
+    if (cj_result_render_not_run(r->payload.globals_json, r->payload.globals_len, &out, &err) < 0)
+        return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed.memory", "Internal error",
+                          NULL);
+    r->detail = strdup("python_path names " CJ_PYTHON_LIB_ZIP " but no such file was uploaded");
+    size_t len;
+    char *body = cj_buf_steal(&out, &len);
+    if (!body)
+        return MHD_NO;
+    return send_body(r, MHD_HTTP_OK, "not_run.missing_upload", CONTENT_TYPE_JSON, body, len,
+                     MHD_RESPMEM_MUST_FREE, NULL);
+}
+
 static enum MHD_Result body_done(struct cj_http *h, struct request *r)
 {
     pthread_mutex_lock(&h->lock);
@@ -514,6 +549,8 @@ static enum MHD_Result body_done(struct cj_http *h, struct request *r)
     cj_form_drop_payload(r->form);
     if (file_refused(other_file, &err))
         return send_error(r, MHD_HTTP_BAD_REQUEST, "invalid.files", err.msg, NULL);
+    if (upload_missing(r))
+        return send_not_run(r);
     return admit(h, r);
 }
 
@@ -536,6 +573,19 @@ static enum MHD_Result send_not_allowed(struct request *r, const char *method, c
     char message[128];
     snprintf(message, sizeof message, "Method \"%.64s\" not allowed.", method);
     return send_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", message, headers);
+}
+
+/* The framework's answer to OPTIONS (its SimpleMetadata): the view's name,
+ * a description, and the media types it renders and parses. */
+static enum MHD_Result send_options(struct request *r)
+{
+    static char metadata[] =
+        "{\"name\": \"Code Exec\", \"description\": \"Runs untrusted Python code in a "
+        "sandbox for a remote caller (the LMS or CMS).\", \"renders\": [\"application/json\"], "
+        "\"parses\": [\"application/x-www-form-urlencoded\", \"multipart/form-data\"]}";
+    static const char *const allow[] = {MHD_HTTP_HEADER_ALLOW, CODE_EXEC_METHODS, NULL};
+    return send_body(r, MHD_HTTP_OK, "options", CONTENT_TYPE_JSON, metadata, sizeof metadata - 1,
+                     MHD_RESPMEM_PERSISTENT, allow);
 }
 
 static enum MHD_Result send_metrics(struct cj_http *h, struct request *r)
@@ -629,7 +679,9 @@ static enum MHD_Result answer_simple(struct cj_http *h, struct request *r)
             return send_not_allowed(r, r->method, "GET, HEAD");
         return send_metrics(h, r);
     case ROUTE_CODE_EXEC:
-        return send_not_allowed(r, r->method, "POST");
+        if (strcmp(r->method, MHD_HTTP_METHOD_OPTIONS) == 0)
+            return send_options(r);
+        return send_not_allowed(r, r->method, CODE_EXEC_METHODS);
     case ROUTE_NOT_FOUND:
         break;
     }

@@ -33,24 +33,41 @@ int cj_result_emsg(const struct cj_exec_result *r, struct cj_buf *out)
     return cj_buf_printf(out, " with status code: %d", r->status);
 }
 
+/* {"globals_dict": <input globals>, "emsg": <emsg>}; emsg is ASCII. */
+static int render_failure(const char *globals_in, size_t globals_in_len, const struct cj_buf *emsg,
+                          struct cj_buf *out, cj_error *err)
+{
+    int rc = cj_buf_append_str(out, "{\"globals_dict\": ");
+    rc |= cj_buf_append(out, globals_in, globals_in_len);
+    rc |= cj_buf_append_str(out, ", \"emsg\": ");
+    rc |= cj_json_append_string(out, emsg->data, emsg->len);
+    rc |= cj_buf_append_str(out, "}");
+    return rc ? cj_fail(err, ENOMEM, "render result") : 0;
+}
+
 int cj_result_render(const struct cj_exec_result *r, const char *globals_in, size_t globals_in_len,
                      struct cj_buf *out, bool *succeeded, cj_error *err)
 {
     *succeeded = stdout_is_globals(r);
-    int rc = cj_buf_append_str(out, "{\"globals_dict\": ");
-    if (*succeeded) {
-        rc |= cj_buf_append(out, r->out.data, r->out.len);
-    } else {
+    if (!*succeeded) {
         cleanup_buf struct cj_buf emsg;
         cj_buf_init(&emsg, 0);
-        rc |= cj_buf_append(out, globals_in, globals_in_len);
-        rc |= cj_result_emsg(r, &emsg);
-        rc |= cj_buf_append_str(out, ", \"emsg\": ");
-        /* repr() output is ASCII, so it is valid UTF-8 for the escaper. */
-        rc |= cj_json_append_string(out, emsg.data, emsg.len);
+        if (cj_result_emsg(r, &emsg) < 0)
+            return cj_fail(err, ENOMEM, "render result");
+        return render_failure(globals_in, globals_in_len, &emsg, out, err);
     }
-    rc |= cj_buf_append_str(out, "}");
-    if (rc)
+    if (cj_buf_append_str(out, "{\"globals_dict\": ") < 0 ||
+        cj_buf_append(out, r->out.data, r->out.len) < 0 || cj_buf_append_str(out, "}") < 0)
         return cj_fail(err, ENOMEM, "render result");
     return 0;
+}
+
+int cj_result_render_not_run(const char *globals_in, size_t globals_in_len, struct cj_buf *out,
+                             cj_error *err)
+{
+    cleanup_buf struct cj_buf emsg;
+    cj_buf_init(&emsg, 0);
+    if (cj_buf_append_str(&emsg, CJ_EMSG_NOT_RUN) < 0)
+        return cj_fail(err, ENOMEM, "render result");
+    return render_failure(globals_in, globals_in_len, &emsg, out, err);
 }

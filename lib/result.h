@@ -23,6 +23,12 @@
 int cj_result_render(const struct cj_exec_result *result, const char *globals_in,
                      size_t globals_in_len, struct cj_buf *out, bool *succeeded, cj_error *err);
 
+/* The reference's answer when it could not start the execution at all (a
+ * python_path file that was not uploaded): the input globals and this emsg. */
+#define CJ_EMSG_NOT_RUN "Couldn't execute sandboxed code: See logs."
+int cj_result_render_not_run(const char *globals_in, size_t globals_in_len, struct cj_buf *out,
+                             cj_error *err);
+
 /* Appends the emsg text alone (unquoted) for a failed execution. */
 int cj_result_emsg(const struct cj_exec_result *result, struct cj_buf *out);
 
