@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "cleanup.h"
+#include "envcheck.h"
 
 struct loader {
     const char *file;
@@ -171,7 +172,11 @@ static int set_defaults(struct cj_config *c, enum cj_profile profile, cj_error *
         .limits = cj_limits_default,
         .queue_size = 64,
         .max_body_bytes = 32u << 20,
-        .max_fields = 16,
+        /* Django's DATA_UPLOAD_MAX_NUMBER_FIELDS: what the reference takes. */
+        .max_fields = 1000,
+        /* The reference returns globals of any size; twice the largest body
+         * covers globals that come back as large as they went in. */
+        .max_output_bytes = 64u << 20,
         .connection_timeout_s = 30,
         /* Warm pools in both profiles: a cold sandbox pays the interpreter's
          * start-up, and matplotlib's font scan (about a CPU second) would
@@ -179,8 +184,11 @@ static int set_defaults(struct cj_config *c, enum cj_profile profile, cj_error *
         .warm = true,
         .pool_size = 2,
         .preimport = strdup(DEFAULT_PREIMPORT),
+        /* Production serves courses: a sandbox without the Open edX
+         * packages is unhealthy there, not silently broken. */
+        .required_modules = strdup(dev ? "" : CJ_OPENEDX_MODULES),
     };
-    if (!c->listen || !c->preimport)
+    if (!c->listen || !c->preimport || !c->required_modules)
         return cj_fail(err, ENOMEM, "configuration: out of memory");
     return 0;
 }
@@ -293,7 +301,7 @@ static int apply_layers(const struct loader *l, const json_t *value, cj_layer_se
 static const char *const known_keys =
     "profile, listen, port, enabled, required_layers, egress_probe, limits, limit_overrides, "
     "max_concurrency, queue_size, max_body_bytes, max_fields, connection_timeout, pool_size, "
-    "warm, preimport, env_dir, uid_base, tmp_size, log_code";
+    "warm, preimport, required_modules, env_dir, uid_base, tmp_size, max_output_bytes, log_code";
 
 static int apply_key(const struct loader *l, const char *key, const json_t *v, struct cj_config *c)
 {
@@ -351,6 +359,21 @@ static int apply_key(const struct loader *l, const char *key, const json_t *v, s
             c->preimport = NULL;
         }
         return !c->preimport || valid_module_list(c->preimport) ? 0 : expected(l, key, what, v);
+    }
+    if (strcmp(key, "required_modules") == 0) {
+        static const char *const what = "module names separated by commas or null";
+        if (get_string(l, key, v, what, true, &c->required_modules) < 0)
+            return -1;
+        return !c->required_modules || !c->required_modules[0] ||
+                       valid_module_list(c->required_modules)
+                   ? 0
+                   : expected(l, key, what, v);
+    }
+    if (strcmp(key, "max_output_bytes") == 0) {
+        if (get_uint(l, key, v, 1, SIZE_MAX, &n) < 0)
+            return -1;
+        c->max_output_bytes = (size_t)n;
+        return 0;
     }
     if (strcmp(key, "env_dir") == 0) {
         static const char *const what = "an absolute path or null";
@@ -493,6 +516,7 @@ void cj_config_free(struct cj_config *config)
         free(config->overrides[i].name);
     free(config->overrides);
     free(config->preimport);
+    free(config->required_modules);
     free(config->env_dir);
     *config = (struct cj_config){0};
 }

@@ -43,15 +43,17 @@ struct cj_config {
     unsigned max_concurrency; /* executions at once; 0 means the number of cores */
     unsigned queue_size;      /* waiting requests beyond that; then 503 */
     size_t max_body_bytes;    /* whole request body; 413 beyond */
-    unsigned max_fields;      /* form fields and files together */
+    unsigned max_fields;      /* form fields (files are counted apart) */
+    size_t max_output_bytes;  /* the globals an execution leaves behind */
     unsigned connection_timeout_s;
-    unsigned pool_size; /* pre-started sandboxes (0: none) */
-    bool warm;          /* fork sandboxes from one started interpreter */
-    char *preimport;    /* modules imported once in warm mode, comma-separated */
-    char *env_dir;      /* NULL: build default */
-    uint32_t uid_base;  /* 0: engine default */
-    uint64_t tmp_size;  /* 0: engine default */
-    bool log_code;      /* debug: log code and globals (never in production) */
+    unsigned pool_size;     /* pre-started sandboxes (0: none) */
+    bool warm;              /* fork sandboxes from one started interpreter */
+    char *preimport;        /* modules imported once in warm mode, comma-separated */
+    char *required_modules; /* must import in the sandbox, comma-separated ("": none) */
+    char *env_dir;          /* NULL: build default */
+    uint32_t uid_base;      /* 0: engine default */
+    uint64_t tmp_size;      /* 0: engine default */
+    bool log_code;          /* debug: log code and globals (never in production) */
 };
 
 /* Defaults for the profile, then the file (NULL: none), then the

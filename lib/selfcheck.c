@@ -156,6 +156,14 @@ void cj_selfcheck_run(struct cj_engine *engine, cj_layer_set required, const cha
     }
 }
 
+void cj_selfcheck_modules(struct cj_engine *engine, const char *required,
+                          struct cj_selfcheck *report)
+{
+    cj_envcheck_run(engine, required, &report->env);
+    report->env_checked = true;
+    report->ok &= report->env.ok;
+}
+
 int cj_selfcheck_to_json(const struct cj_selfcheck *r, struct cj_buf *out)
 {
     int rc = cj_buf_printf(out, "{\"ok\": %s, \"layers\": {", r->ok ? "true" : "false");
@@ -175,7 +183,12 @@ int cj_selfcheck_to_json(const struct cj_selfcheck *r, struct cj_buf *out)
         rc |= cj_json_append_string(out, c->detail, strnlen(c->detail, sizeof c->detail));
         rc |= cj_buf_append_str(out, "}");
     }
-    rc |= cj_buf_append_str(out, "}}");
+    rc |= cj_buf_append_str(out, "}");
+    if (r->env_checked) {
+        rc |= cj_buf_append_str(out, ", ");
+        rc |= cj_envcheck_to_json(&r->env, out);
+    }
+    rc |= cj_buf_append_str(out, "}");
     return rc ? -1 : 0;
 }
 
@@ -190,6 +203,8 @@ int cj_selfcheck_to_text(const struct cj_selfcheck *r, struct cj_buf *out)
     for (size_t i = 0; i < r->n_checks; i++)
         rc |= cj_buf_printf(out, "%-22s %-12s %s\n", r->checks[i].name,
                             r->checks[i].passed ? "pass" : "FAIL", r->checks[i].detail);
+    if (r->env_checked)
+        rc |= cj_envcheck_to_text(&r->env, out);
     rc |= cj_buf_printf(out, "\n%s\n", r->ok ? "safe to execute" : "NOT SAFE: execution refused");
     return rc ? -1 : 0;
 }

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "engine.h"
+#include "envcheck.h"
 
 #define CJ_SELFCHECK_MAX 12
 
@@ -27,6 +28,8 @@ struct cj_selfcheck {
     bool layer_ok[CJ_LAYER_COUNT];
     struct cj_check checks[CJ_SELFCHECK_MAX];
     size_t n_checks;
+    bool env_checked; /* cj_selfcheck_modules ran */
+    struct cj_env_report env;
     bool ok;
 };
 
@@ -34,6 +37,11 @@ struct cj_selfcheck {
  * host offers. egress_probe: "host:port" or NULL. */
 void cj_selfcheck_run(struct cj_engine *engine, cj_layer_set required, const char *egress_probe,
                       struct cj_selfcheck *report);
+
+/* Adds the environment check (envcheck.h) to a report made by
+ * cj_selfcheck_run: a required module that does not import fails it. */
+void cj_selfcheck_modules(struct cj_engine *engine, const char *required,
+                          struct cj_selfcheck *report);
 
 int cj_selfcheck_to_json(const struct cj_selfcheck *report, struct cj_buf *out);
 int cj_selfcheck_to_text(const struct cj_selfcheck *report, struct cj_buf *out);

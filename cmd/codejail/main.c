@@ -1,13 +1,14 @@
 /* codejail: run one piece of Python in the sandbox, or check the sandbox.
  *
- *   codejail check [--json] [--warm]
+ *   codejail check [--json] [--warm] [--preimport MODULES] [--require-modules MODULES]
  *   codejail run [--globals JSON | --globals-file PATH] [--file NAME=PATH] [--python-path ENTRY]
  *                [--limit NAME=VALUE] [--warm] [--preimport MODULES]
  *                [--without LAYER] FILE|-
  *
  * `run` prints the answer the HTTP API would give ({"globals_dict": ...} or
  * with "emsg"), exits 0 when the code was executed (whatever it did) and 1
- * when it could not be. `check` exits 0 only when execution is safe. */
+ * when it could not be. `check` exits 0 only when execution is safe and every
+ * module of --require-modules ("openedx": the Open edX set) imports. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -26,7 +27,8 @@
 
 static int usage(void)
 {
-    fputs("usage: codejail check [--json] [--warm]\n"
+    fputs("usage: codejail check [--json] [--warm] [--preimport MODULES]\n"
+          "                      [--require-modules MODULES|openedx]\n"
           "       codejail run [--globals JSON | --globals-file PATH] [--file NAME=PATH]\n"
           "                    [--python-path ENTRY]\n"
           "                    [--limit NAME=VALUE] [--warm] [--preimport MODULES]\n"
@@ -67,17 +69,24 @@ struct options {
     const char *python_path[MAX_PATHS];
     size_t n_python_path;
     struct cj_limits limits;
+    const char *required_modules;
     int json;
 };
 
 static int parse(int argc, char **argv, struct options *o, cj_error *err)
 {
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},          {"warm", no_argument, NULL, 'w'},
-        {"globals", required_argument, NULL, 'g'}, {"globals-file", required_argument, NULL, 'G'},
-        {"file", required_argument, NULL, 'f'},    {"python-path", required_argument, NULL, 'p'},
-        {"limit", required_argument, NULL, 'l'},   {"preimport", required_argument, NULL, 'i'},
-        {"without", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'j'},
+        {"warm", no_argument, NULL, 'w'},
+        {"globals", required_argument, NULL, 'g'},
+        {"globals-file", required_argument, NULL, 'G'},
+        {"file", required_argument, NULL, 'f'},
+        {"python-path", required_argument, NULL, 'p'},
+        {"limit", required_argument, NULL, 'l'},
+        {"preimport", required_argument, NULL, 'i'},
+        {"without", required_argument, NULL, 'x'},
+        {"require-modules", required_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -98,6 +107,9 @@ static int parse(int argc, char **argv, struct options *o, cj_error *err)
             break;
         case 'i':
             o->engine.preimport = optarg;
+            break;
+        case 'm':
+            o->required_modules = strcmp(optarg, "openedx") == 0 ? CJ_OPENEDX_MODULES : optarg;
             break;
         case 'f': {
             char *eq = strchr(optarg, '=');
@@ -201,6 +213,7 @@ static int check(struct options *o)
     }
     struct cj_selfcheck report;
     cj_selfcheck_run(engine, CJ_ALL_LAYERS, NULL, &report);
+    cj_selfcheck_modules(engine, o->required_modules, &report);
     cj_engine_stop(engine);
     cleanup_buf struct cj_buf out;
     cj_buf_init(&out, 0);

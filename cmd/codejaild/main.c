@@ -248,6 +248,7 @@ static int serve(struct cj_config *config, cj_layer_set without)
         .tmp_size = config->tmp_size,
         /* Whatever the form accepted must fit in the sandbox. */
         .upload_size = config->max_body_bytes,
+        .stdout_cap = config->max_output_bytes,
     };
     struct cj_engine *engine = NULL;
     struct cj_selfcheck report;
@@ -256,8 +257,10 @@ static int serve(struct cj_config *config, cj_layer_set without)
         engine = NULL;
         engine_failed(&report, err.msg);
     }
-    if (engine)
+    if (engine) {
         cj_selfcheck_run(engine, config->required, config->egress_probe, &report);
+        cj_selfcheck_modules(engine, config->required_modules, &report);
+    }
     log_selfcheck(&report);
 #ifdef CODEJAIL_TESTING
     /* Layers switched off on purpose (testing builds only) make the safety
