@@ -194,6 +194,17 @@ static int render_selfcheck(struct cj_buf *out, const struct cj_selfcheck *r)
         rc |= label(out, r->checks[i].name);
         rc |= cj_buf_printf(out, "\"} %d\n", r->checks[i].passed ? 1 : 0);
     }
+    if (r->env_checked) {
+        rc |= header(out, "codejail_module_importable", "gauge",
+                     "1 when the module imports in the sandbox (Open edX set and required).");
+        for (size_t i = 0; i < r->env.n_modules; i++) {
+            rc |= cj_buf_append_str(out, "codejail_module_importable{module=\"");
+            rc |= label(out, r->env.modules[i].name);
+            rc |= cj_buf_printf(out, "\",required=\"%s\"} %d\n",
+                                r->env.modules[i].required ? "true" : "false",
+                                r->env.modules[i].imports ? 1 : 0);
+        }
+    }
     rc |= header(out, "codejail_layer_state", "gauge",
                  "1 for the state each sandbox layer is in on this host.");
     for (int l = 0; l < CJ_LAYER_COUNT; l++) {
