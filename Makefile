@@ -38,13 +38,15 @@ run: build env
 
 # Unit and engine tests (sanitizer build), then the sandbox's integration
 # tests against both builds and the API tests against the daemon (pool on and
-# off), each inside a network namespace of its own with only loopback up;
-# then each libFuzzer target for a bounded number of runs.
+# off, and every allow and deny test again behind the LMS's prolog), each
+# inside a network namespace of its own with only loopback up; then each
+# libFuzzer target for a bounded number of runs.
 test: build build-test env check-format
 	unshare --net sh -c 'ip link set lo up && cd $(TESTBUILD) && ctest --output-on-failure'
 	tests/run-integration.sh $(CURDIR)/$(TESTBUILD) $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh --pool-off $(CURDIR)/$(BUILD)
+	tests/run-api-tests.sh --lms-prolog $(CURDIR)/$(BUILD) -- -k 'deny or allow'
 	tests/run-fuzz.sh -runs=$(FUZZ_RUNS)
 
 format:

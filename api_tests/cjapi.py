@@ -27,6 +27,9 @@ OVERRIDE_CONTEXT = os.environ.get("CODEJAIL_API_TESTS_OVERRIDE_CONTEXT") or None
 # Set by tests/run-api-tests.sh: an environment variable (NAME=VALUE) given to
 # the service process, which sandboxed code must not see.
 ENV_CANARY = os.environ.get("CODEJAIL_API_TESTS_ENV_CANARY") or None
+# Set by tests/run-api-tests.sh --lms-prolog: every test's code is sent with
+# the LMS's prolog in front (lms.py), as every real request is.
+LMS_PROLOG = os.environ.get("CODEJAIL_API_TESTS_LMS_PROLOG") == "1"
 # Set by tests/run-api-tests.sh: base URLs of two more instances, one with
 # execution switched off, one whose start-up safety check failed.
 DISABLED_URL = (os.environ.get("CODEJAIL_API_TESTS_DISABLED_URL") or "").rstrip("/") or None
@@ -161,6 +164,9 @@ def run(code, globals_dict=None, files=None, python_path=None, limit_overrides_c
     """Runs code; asserts the request executed (HTTP 200 JSON)."""
     if files and encoding == "urlencoded":
         encoding = "multipart"
+    if LMS_PROLOG:
+        import lms  # pylint: disable=import-outside-toplevel (lms imports this module)
+        code = lms.wrap(code)
     text = build_payload(code, globals_dict, python_path, limit_overrides_context, slug, **extra)
     start = time.monotonic()
     resp = post_payload(text, files=files, encoding=encoding, timeout=timeout)

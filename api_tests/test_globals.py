@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from cjapi import expect_ok, post_payload, run, Outcome
+from cjapi import OVERRIDE_CONTEXT, expect_ok, post_payload, run, Outcome
 
 
 def test_support_basic_execution(encoding):
@@ -223,3 +223,11 @@ def test_support_syntax_error_reported(code):
     assert outcome.status == 1
     assert outcome.error_line.startswith(("SyntaxError: ", "IndentationError: ")), outcome.emsg
 
+
+
+def test_support_globals_over_8_mib_are_returned():
+    """The reference returns globals of any size its memory allows; 12 MiB
+    went in and come back with what the code added."""
+    big = "z" * (12 << 20)
+    g = expect_ok(run("n = len(s)", {"s": big}, limit_overrides_context=OVERRIDE_CONTEXT))
+    assert g["n"] == 12 << 20 and g["s"] == big

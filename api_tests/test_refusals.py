@@ -1,6 +1,7 @@
 """API.md "Refusals": each condition's exact status, message and content
 type; unknown paths and methods; bodies that are too big or malformed."""
 import json
+import urllib.parse
 
 import pytest
 import requests
@@ -197,13 +198,34 @@ def test_support_unknown_path_is_404_json(method, path):
     assert isinstance(body_json(resp).get("error"), str)
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
-def test_support_other_method_is_405_json(method):
-    resp = requests.request(method, url(EXEC_PATH), data={"payload": build_payload("x = 1")},
-                            timeout=TIMEOUT)
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "TRACE", "PROPFIND"])
+@pytest.mark.parametrize("with_body", [False, True], ids=["no-body", "body"])
+def test_support_other_method_is_405_framework_detail(method, with_body):
+    """The framework's own refusal: its key and text, the method's name."""
+    data = {"payload": build_payload("x = 1")} if with_body else None
+    resp = requests.request(method, url(EXEC_PATH), data=data, timeout=TIMEOUT)
     assert resp.status_code == 405, resp.text[:500]
     assert content_type(resp) == JSON_TYPE
-    assert isinstance(body_json(resp).get("error"), str)
+    assert body_json(resp) == {"detail": f'Method "{method}" not allowed.'}
+    assert resp.headers.get("Allow") == "POST, OPTIONS"
+
+
+def test_support_head_is_405_without_body():
+    resp = requests.head(url(EXEC_PATH), timeout=TIMEOUT)
+    assert resp.status_code == 405
+    assert resp.content == b""
+
+
+def test_support_options_is_the_framework_metadata():
+    resp = requests.options(url(EXEC_PATH), timeout=TIMEOUT)
+    assert resp.status_code == 200, resp.text[:500]
+    assert content_type(resp) == JSON_TYPE
+    meta = body_json(resp)
+    assert list(meta) == ["name", "description", "renders", "parses"]
+    assert meta["name"] == "Code Exec"
+    assert isinstance(meta["description"], str) and meta["description"]
+    assert meta["renders"] == ["application/json"]
+    assert meta["parses"] == ["application/x-www-form-urlencoded", "multipart/form-data"]
 
 
 # --- bodies that are too big, too many or malformed ----------------------------
@@ -274,9 +296,54 @@ def test_support_malformed_multipart_refused(case):
     still_serving()
 
 
-@pytest.mark.parametrize("ctype", ["application/json", "text/plain"])
-def test_support_unsupported_content_type_refused(ctype):
+@pytest.mark.parametrize("ctype", ["application/json", "text/plain", "application/xml; charset=utf-8", None])
+def test_support_unsupported_content_type_is_415_framework_detail(ctype):
     body = PAYLOAD if ctype == "application/json" else b"payload=" + PAYLOAD
-    status, headers, answer = raw_request(
-        "POST", EXEC_PATH, {"Content-Type": ctype, "Content-Length": str(len(body))}, body, deadline_s=30)
-    expect_json_error(status, headers, answer)
+    headers = {"Content-Length": str(len(body))}
+    if ctype is not None:
+        headers["Content-Type"] = ctype
+    status, got_headers, answer = raw_request("POST", EXEC_PATH, headers, body, deadline_s=30)
+    assert status == 415, answer[:500]
+    assert got_headers.get("content-type") == JSON_TYPE
+    assert json.loads(answer) == {"detail": f'Unsupported media type "{ctype or ""}" in request.'}
+
+
+# --- what the reference accepts, this service accepts ----------------------------
+
+def fields_body(n_fields, encoding):
+    """payload plus n_fields - 1 other fields, as (content type, body)."""
+    others = [(f"f{i}", "1") for i in range(n_fields - 1)]
+    if encoding == "urlencoded":
+        pairs = [("payload", build_payload("x = 1"))] + others
+        return "application/x-www-form-urlencoded", urllib.parse.urlencode(pairs).encode()
+    boundary = "codejailapitestsboundary"
+    parts = [("payload", None, build_payload("x = 1").encode())]
+    parts += [(name, None, value.encode()) for name, value in others]
+    return f"multipart/form-data; boundary={boundary}", multipart_body(boundary, parts)
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+def test_support_1000_form_fields_accepted_1001_refused(encoding):
+    """Django's DATA_UPLOAD_MAX_NUMBER_FIELDS: 1000 fields run, one more is refused."""
+    for n, runs in ((1000, True), (1001, False)):
+        ctype, body = fields_body(n, encoding)
+        status, headers, answer = raw_request(
+            "POST", EXEC_PATH, {"Content-Type": ctype, "Content-Length": str(len(body))}, body)
+        if runs:
+            assert status == 200, answer[:500]
+            assert json.loads(answer) == {"globals_dict": {"x": 1}}
+        else:
+            expect_json_error(status, headers, answer)
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+def test_support_python_lib_zip_in_path_without_the_upload_is_not_run(encoding):
+    """The reference cannot copy the missing file into the sandbox: 200, the
+    input globals unchanged (NaN too), and its emsg."""
+    text = build_payload("x = 2\nopen('tmp/ran', 'w')", {"x": float("nan"), "y": [1]},
+                         python_path=["python_lib.zip"])
+    resp = post_payload(text, encoding=encoding)
+    assert resp.status_code == 200, resp.text[:500]
+    assert content_type(resp) == JSON_TYPE
+    assert resp.content.decode() == ('{"globals_dict": {"x": NaN, "y": [1]}, '
+                                     '"emsg": "Couldn\'t execute sandboxed code: See logs."}')

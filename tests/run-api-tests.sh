@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs the black-box API tests (api_tests/) against the daemon of a build.
 #
-# usage: tests/run-api-tests.sh [--pool-off] [--without LAYER[,LAYER...]] BUILD_DIR [-- PYTEST_ARGS...]
+# usage: tests/run-api-tests.sh [--pool-off] [--lms-prolog] [--without LAYER[,LAYER...]] BUILD_DIR
+#                              [-- PYTEST_ARGS...]
 #
 # Inside a network namespace of its own (only loopback, up), it starts
 #   BUILD_DIR/codejaild --profile development --listen 127.0.0.1 --port <free port>
@@ -15,6 +16,10 @@
 # --pool-off runs the main daemon with every sandbox cold (no warm
 # interpreter, no pool), the other configuration the suite must pass in.
 #
+# --lms-prolog sends every test's code with the LMS's prolog in front
+# (api_tests/fixtures/capa): the prolog must not change what is allowed or
+# denied.
+#
 # --without LAYER,... (testing builds, CODEJAIL_TESTING=ON) removes sandbox
 # layers from the daemon and runs the suite as a sabotage test: it succeeds
 # when some test_deny_* tests now fail (the deny tests can fail) and no
@@ -22,15 +27,17 @@
 set -u
 
 usage() {
-    echo "usage: $0 [--pool-off] [--without LAYER[,LAYER...]] BUILD_DIR [-- PYTEST_ARGS...]" >&2
+    echo "usage: $0 [--pool-off] [--lms-prolog] [--without LAYER[,LAYER...]] BUILD_DIR [-- PYTEST_ARGS...]" >&2
     exit 2
 }
 
 without=""
 pool=""
+prolog=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --pool-off) pool='"warm": false, "pool_size": 0, "preimport": null, '; shift ;;
+        --lms-prolog) prolog=1; shift ;;
         --without) [ $# -ge 2 ] || usage; without="$2"; shift 2 ;;
         --without=*) without="${1#--without=}"; shift ;;
         -*) usage ;;
@@ -60,6 +67,7 @@ if [ -z "${CODEJAIL_API_TESTS_NETNS:-}" ]; then
     args=()
     [ -n "$without" ] && args+=(--without "$without")
     [ -n "$pool" ] && args+=(--pool-off)
+    [ -n "$prolog" ] && args+=(--lms-prolog)
     exec unshare --net env CODEJAIL_API_TESTS_NETNS=1 /bin/bash -c \
         'ip link set lo up && exec "$@"' run-api-tests "$0" "${args[@]}" "$build" -- "$@"
 fi
@@ -229,6 +237,14 @@ echo "== api tests against $daemon at $base${without:+ without $without}${pool:+
 export CODEJAIL_SERVICE_URL="$base"
 export CODEJAIL_API_TESTS_OVERRIDE_CONTEXT="$override"
 export CODEJAIL_API_TESTS_ENV_CANARY="$canary_name=$canary_value"
+export CODEJAIL_API_TESTS_LMS_PROLOG="$prolog"
+# Plain Python with the sandbox's pip-installed packages, for test_lms.py's
+# comparison (Debian's are the host's own).
+export CODEJAIL_API_TESTS_PLAIN_PYTHONPATH
+CODEJAIL_API_TESTS_PLAIN_PYTHONPATH=$(echo "$build"/sandbox-env/usr/local/lib/python3.*/dist-packages)
+# Cold sandboxes import nltk (chem) and sympy (symmath) per request: more than
+# the platform's 1 CPU second on a slow host.
+[ -n "$pool" ] && export CODEJAIL_API_TESTS_LMS_CONTEXT="$override"
 if [ -z "$without" ]; then
     $python -m pytest -p no:cacheprovider -q -rfEs "$suite" "$@"
     tests=$?

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "envcheck.h"
 
 static const char *const env_names[] = {"CODEJAIL_PROFILE", "CODEJAIL_LISTEN", "CODEJAIL_PORT",
                                         "PORT", "CODEJAIL_ENABLED"};
@@ -61,11 +62,12 @@ static void assert_common_defaults(const struct cj_config *c)
     assert_int_equal(c->max_concurrency, 0);
     assert_int_equal(c->queue_size, 64);
     assert_int_equal(c->max_body_bytes, 32u << 20);
-    assert_int_equal(c->max_fields, 16);
+    assert_int_equal(c->max_fields, 1000);
+    assert_int_equal(c->max_output_bytes, 64u << 20);
     assert_int_equal(c->connection_timeout_s, 30);
     assert_true(c->warm);
     assert_int_equal(c->pool_size, 2);
-    assert_string_equal(c->preimport, "numpy");
+    assert_non_null(strstr(c->preimport, "random2,six.moves,calc"));
     assert_null(c->env_dir);
     assert_int_equal(c->uid_base, 0);
     assert_int_equal(c->tmp_size, 0);
@@ -81,6 +83,7 @@ static void test_defaults_production(void **state)
     assert_int_equal(c.profile, CJ_PROFILE_PRODUCTION);
     assert_string_equal(c.listen, "0.0.0.0");
     assert_false(c.enabled);
+    assert_string_equal(c.required_modules, CJ_OPENEDX_MODULES);
     assert_common_defaults(&c);
     cj_config_free(&c);
 }
@@ -94,6 +97,7 @@ static void test_defaults_development(void **state)
     assert_int_equal(c.profile, CJ_PROFILE_DEVELOPMENT);
     assert_string_equal(c.listen, "127.0.0.1");
     assert_true(c.enabled);
+    assert_string_equal(c.required_modules, "");
     assert_common_defaults(&c);
     cj_config_free(&c);
 
@@ -127,11 +131,14 @@ static void test_example_file(void **state)
     assert_int_equal(c.max_concurrency, 0);
     assert_int_equal(c.queue_size, 64);
     assert_int_equal(c.max_body_bytes, 33554432);
-    assert_int_equal(c.max_fields, 16);
+    assert_int_equal(c.max_fields, 1000);
     assert_int_equal(c.connection_timeout_s, 30);
     assert_int_equal(c.pool_size, 4);
     assert_true(c.warm);
-    assert_string_equal(c.preimport, "numpy,sympy");
+    assert_string_equal(c.preimport, "numpy,random2,six.moves,calc,chem.chemcalc,chem.chemtools,"
+                                     "chem.miller,symmath,eia,verifiers.draganddrop");
+    assert_string_equal(c.required_modules, CJ_OPENEDX_MODULES);
+    assert_int_equal(c.max_output_bytes, 64u << 20);
     assert_null(c.env_dir);
     assert_int_equal(c.uid_base, 0);
     assert_int_equal(c.tmp_size, 0);
@@ -201,7 +208,8 @@ static const struct bad_file bad_files[] = {
     {"{\"prot\": 1}",
      "prot: unknown key (known: profile, listen, port, enabled, required_layers, egress_probe, "
      "limits, limit_overrides, max_concurrency, queue_size, max_body_bytes, max_fields, "
-     "connection_timeout, pool_size, warm, preimport, env_dir, uid_base, tmp_size, log_code; "
+     "connection_timeout, pool_size, warm, preimport, required_modules, env_dir, uid_base, "
+     "tmp_size, max_output_bytes, log_code; "
      "keys starting with '_' are ignored)"},
     {"{\"profile\": \"prod\"}",
      "profile: expected \"development\" or \"production\", got \"prod\""},
@@ -250,6 +258,8 @@ static const struct bad_file bad_files[] = {
      "queue_size: expected an integer from 0 to 4294967295, got 4294967296"},
     {"{\"max_body_bytes\": 0}", "max_body_bytes: expected an integer of at least 1, got 0"},
     {"{\"max_fields\": 0}", "max_fields: expected an integer from 1 to 4294967295, got 0"},
+    {"{\"required_modules\": \"calc;x\"}",
+     "required_modules: expected module names separated by commas or null, got \"calc;x\""},
     {"{\"connection_timeout\": 0}",
      "connection_timeout: expected an integer from 1 to 4294967295, got 0"},
     {"{\"pool_size\": null}", "pool_size: expected an integer from 0 to 4294967295, got null"},
