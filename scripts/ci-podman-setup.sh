@@ -145,8 +145,23 @@ run() {
         as_user sh -c 'cat > "$1"' sh "$home/codejail/build/image/debian-bookworm-minbase.tar" \
             < "$root/build/image/debian-bookworm-minbase.tar"
     fi
+    # pip's settings for the image's sandbox environment (CI's wheelhouse, an
+    # operator's mirror) pass through; a local folder of wheels is copied
+    # where the user can read it.
+    local pass=() v
+    if [ -n "${PIP_FIND_LINKS:-}" ] && [ -d "$PIP_FIND_LINKS" ]; then
+        rm -rf "$home/wheelhouse"
+        as_user mkdir -p "$home/wheelhouse"
+        tar -C "$PIP_FIND_LINKS" -cf - . | as_user tar -C "$home/wheelhouse" -xf -
+        pass+=(PIP_FIND_LINKS="$home/wheelhouse")
+    elif [ -n "${PIP_FIND_LINKS:-}" ]; then
+        pass+=(PIP_FIND_LINKS="$PIP_FIND_LINKS")
+    fi
+    for v in PIP_INDEX_URL PIP_NO_INDEX CODEJAIL_REQUIRE_OPENEDX; do
+        [ -n "${!v:-}" ] && pass+=("$v=${!v}")
+    done
     cd "$home/codejail"
-    as_user "$@"
+    as_user env "${pass[@]}" "$@"
 }
 
 case "${1:-}" in

@@ -11,6 +11,13 @@
 #               is reachable: BASE_IMAGE=docker.io/library/debian:bookworm-slim
 #   PODMAN      podman command (default: podman)
 #   BUILD_ARGS  extra arguments for `podman build`
+#   PIP_INDEX_URL, PIP_FIND_LINKS, PIP_NO_INDEX
+#               where pip gets the Open edX packages Debian lacks for the
+#               sandbox environment (default PyPI); a PIP_FIND_LINKS that is
+#               a local folder of wheels is mounted into the build
+#   SANDBOX_REQUIREMENTS
+#               more pip requirements files for the environment, paths in
+#               this repository separated by spaces
 #
 # The build's own network is the host's (--network host): apt-get in the
 # build reaches the Debian mirror without slirp4netns or a tun device; the
@@ -28,8 +35,19 @@ if ! $podman image exists "$base"; then
     esac
 fi
 
+pip_args=()
+if [ -n "${PIP_FIND_LINKS:-}" ] && [ -d "$PIP_FIND_LINKS" ]; then
+    pip_args+=(--volume "$(cd "$PIP_FIND_LINKS" && pwd):/run/codejail-wheels:ro"
+               --build-arg PIP_FIND_LINKS=/run/codejail-wheels)
+elif [ -n "${PIP_FIND_LINKS:-}" ]; then
+    pip_args+=(--build-arg PIP_FIND_LINKS="$PIP_FIND_LINKS")
+fi
+for v in PIP_INDEX_URL PIP_NO_INDEX SANDBOX_REQUIREMENTS; do
+    [ -n "${!v:-}" ] && pip_args+=(--build-arg "$v=${!v}")
+done
+
 # shellcheck disable=SC2086
 $podman build --format docker --network host --pull=never \
-    --build-arg BASE_IMAGE="$base" ${BUILD_ARGS:-} \
+    --build-arg BASE_IMAGE="$base" "${pip_args[@]}" ${BUILD_ARGS:-} \
     -f "$here/Containerfile" -t "$image" "$here"
 echo "build-image: built $image"
