@@ -211,3 +211,14 @@ def test_allow_read_every_sys_path_entry():
                       python_path=["python_lib.zip"]))
     assert any(n > 0 for n in g["seen"].values()), g
     assert "python_lib.zip" in g["seen"]
+
+
+def test_support_unseeded_generators_differ_between_requests():
+    """Warm sandboxes are forked from one interpreter: the global generators
+    of random, numpy and random2 (which the LMS's prolog imports) must not
+    hand two requests the same numbers."""
+    code = ("import random, numpy, random2\n"
+            "r = [random.getrandbits(60), int(numpy.random.randint(0, 2**62)),"
+            " random2.getrandbits(60)]\n")
+    first, second = (expect_ok(run(code))["r"] for _ in range(2))
+    assert all(a != b for a, b in zip(first, second)), (first, second)

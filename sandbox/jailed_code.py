@@ -43,12 +43,14 @@ def json_safe(namespace):
 
 
 # In warm mode every sandbox is forked from one interpreter. The random module
-# reseeds itself after a fork; numpy's global generator, when it was imported
-# ahead of time, does not, and would hand every request the same numbers.
-numpy_random = sys.modules.get("numpy.random")
-if numpy_random is not None:
-    numpy_random.seed()
-del numpy_random
+# reseeds itself after a fork; the global generators of numpy and random2
+# (the LMS's prolog imports it), when imported ahead of time, do not, and
+# would hand every request the same numbers.
+for name in ("numpy.random", "random2"):
+    module = sys.modules.get(name)
+    if module is not None:
+        module.seed()
+del name, module
 
 
 
@@ -63,11 +65,12 @@ def answer_for_own_id(lookup, own, entry):
 # pwd.getpwuid(os.getuid())).  /etc/passwd stays unreadable, like every host
 # file (reading it is the reference's own test of the jail), so the lookups
 # for the sandbox's own id are answered from its environment here.
-own_entry = pwd.struct_passwd((os.environ["USER"], "x", os.getuid(), os.getgid(),
-                               "codejail sandbox", os.environ["HOME"], "/usr/sbin/nologin"))
-pwd.getpwuid = answer_for_own_id(pwd.getpwuid, os.getuid(), own_entry)
-pwd.getpwnam = answer_for_own_id(pwd.getpwnam, own_entry.pw_name, own_entry)
-del own_entry
+if "USER" in os.environ and "HOME" in os.environ:
+    own_entry = pwd.struct_passwd((os.environ["USER"], "x", os.getuid(), os.getgid(),
+                                   "codejail sandbox", os.environ["HOME"], "/usr/sbin/nologin"))
+    pwd.getpwuid = answer_for_own_id(pwd.getpwuid, os.getuid(), own_entry)
+    pwd.getpwnam = answer_for_own_id(pwd.getpwnam, own_entry.pw_name, own_entry)
+    del own_entry
 
 code, g_dict, python_path = json.load(sys.stdin)
 for entry in python_path:
