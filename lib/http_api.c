@@ -178,21 +178,26 @@ static int error_json(struct cj_buf *out, unsigned status, const char *message)
                : 0;
 }
 
+/* Sends what out holds, which the response takes over. */
+static enum MHD_Result send_buf(struct request *r, unsigned status, const char *outcome,
+                                const char *content_type, struct cj_buf *out,
+                                const char *const *headers)
+{
+    size_t len;
+    char *body = cj_buf_steal(out, &len);
+    if (!body)
+        return MHD_NO;
+    return send_body(r, status, outcome, content_type, body, len, MHD_RESPMEM_MUST_FREE, headers);
+}
+
 static enum MHD_Result send_error(struct request *r, unsigned status, const char *outcome,
                                   const char *message, const char *const *headers)
 {
-    struct cj_buf out;
+    cleanup_buf struct cj_buf out;
     cj_buf_init(&out, 0);
-    if (error_json(&out, status, message) < 0) {
-        cj_buf_free(&out);
+    if (error_json(&out, status, message) < 0)
         return MHD_NO;
-    }
-    size_t len;
-    char *body = cj_buf_steal(&out, &len);
-    if (!body)
-        return MHD_NO;
-    return send_body(r, status, outcome, CONTENT_TYPE_JSON, body, len, MHD_RESPMEM_MUST_FREE,
-                     headers);
+    return send_buf(r, status, outcome, CONTENT_TYPE_JSON, &out, headers);
 }
 
 static const char *const close_header[] = {MHD_HTTP_HEADER_CONNECTION, "close", NULL};
@@ -495,12 +500,7 @@ static enum MHD_Result send_not_run(struct request *r)
         return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed.memory", "Internal error",
                           NULL);
     r->detail = strdup("python_path names " CJ_PYTHON_LIB_ZIP " but no such file was uploaded");
-    size_t len;
-    char *body = cj_buf_steal(&out, &len);
-    if (!body)
-        return MHD_NO;
-    return send_body(r, MHD_HTTP_OK, "not_run.missing_upload", CONTENT_TYPE_JSON, body, len,
-                     MHD_RESPMEM_MUST_FREE, NULL);
+    return send_buf(r, MHD_HTTP_OK, "not_run.missing_upload", CONTENT_TYPE_JSON, &out, NULL);
 }
 
 static enum MHD_Result body_done(struct cj_http *h, struct request *r)
@@ -592,19 +592,12 @@ static enum MHD_Result send_metrics(struct cj_http *h, struct request *r)
 {
     if (h->engine)
         cj_metrics_pool_ready(h->metrics, cj_engine_pool_ready(h->engine));
-    struct cj_buf out;
+    cleanup_buf struct cj_buf out;
     cj_buf_init(&out, 0);
-    if (cj_metrics_render(h->metrics, &out) < 0) {
-        cj_buf_free(&out);
+    if (cj_metrics_render(h->metrics, &out) < 0)
         return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed.memory", "Internal error",
                           NULL);
-    }
-    size_t len;
-    char *body = cj_buf_steal(&out, &len);
-    if (!body)
-        return MHD_NO;
-    return send_body(r, MHD_HTTP_OK, "metrics", CJ_METRICS_CONTENT_TYPE, body, len,
-                     MHD_RESPMEM_MUST_FREE, NULL);
+    return send_buf(r, MHD_HTTP_OK, "metrics", CJ_METRICS_CONTENT_TYPE, &out, NULL);
 }
 
 static bool is_read(const char *method)
