@@ -3,12 +3,14 @@ sandbox (what library code needs at import time, such as a home for nltk, is
 there), and pip's part of it never writes into the host's files, which the
 Debian part hard-links."""
 import hashlib
+import json
 import os
 import subprocess
-import sys
 import zipfile
 
 import pytest
+
+from conftest import CLI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD_ENV = os.path.join(HERE, "..", "..", "sandbox", "build-env.py")
@@ -91,3 +93,22 @@ def test_deny_pip_install_and_upgrade_leave_the_host_files_alone(tmp_path):
         assert (pip_site / "six.py").read_text() == f"VERSION = {version.split('.')[0]}\n"
         linked = env / HOST_SIX.lstrip("/")
         assert fingerprint(linked)[1:] == before[1:]
+
+
+def check(*args):
+    return subprocess.run([CLI, "check", "--json", *args], capture_output=True, timeout=300,
+                          env={}, check=False)
+
+
+def test_support_check_reports_modules_and_fails_on_a_required_one_missing():
+    ok = check("--require-modules", "random2,six")
+    report = json.loads(ok.stdout)
+    assert ok.returncode == 0, report
+    assert report["modules"]["random2"] == {"imports": True, "required": True}
+    assert report["modules"]["numpy"]["required"] is False
+    missing = check("--require-modules", "random2,no_such_module_here")
+    report = json.loads(missing.stdout)
+    assert missing.returncode == 1 and report["ok"] is False and report["modules_ok"] is False
+    entry = report["modules"]["no_such_module_here"]
+    assert entry["imports"] is False and entry["required"] is True
+    assert entry["detail"].startswith("ModuleNotFoundError"), entry
