@@ -84,7 +84,7 @@ def run_plain(code, globals_dict, seed=1, python_lib=None, python_path=None):
     None when the comparison is not configured."""
     if PLAIN_PYTHONPATH is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="codejail-plain-") as work:
+    with tempfile.TemporaryDirectory(prefix="cjplain-") as work:
         os.mkdir(os.path.join(work, "tmp"))
         if python_lib is not None:
             Path(work, "python_lib.zip").write_bytes(python_lib)
