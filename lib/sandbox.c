@@ -160,7 +160,10 @@ static void runner_main(const struct cj_sandbox_spec *spec)
     if (IS_ACTIVE(spec, CJ_LAYER_LANDLOCK)) {
         char tmp_path[CJ_RUN_DIR_MAX + 8];
         snprintf(tmp_path, sizeof tmp_path, "%s/" CJ_RUN_TMP, spec->run_dir);
-        const char *const read_paths[] = {"/usr", CJ_SANDBOX_HOME, spec->run_dir, NULL};
+        /* The home is in the root the mount namespace builds; without that
+         * layer (testing builds only) there is none to allow. */
+        const char *home = IS_ACTIVE(spec, CJ_LAYER_MOUNTNS) ? CJ_SANDBOX_HOME : NULL;
+        const char *const read_paths[] = {"/usr", spec->run_dir, home, NULL};
         const char *const write_paths[] = {tmp_path, NULL};
         const char *const device_paths[] = {"/dev/null",   "/dev/zero",    "/dev/full",
                                             "/dev/random", "/dev/urandom", NULL};
