@@ -62,7 +62,7 @@ clean:
 # interpreter, in a network namespace of its own; table and chart in
 # $(BUILD)/bench/. It reports; it never fails on a slow figure.
 bench: build env
-	unshare --net sh -c 'ip link set lo up && /usr/bin/python3 tests/bench/codejail_bench.py --build $(BUILD) --out $(BUILD)/bench'
+	unshare --net sh -c 'ip link set lo up && /usr/bin/python3 tests/bench/codejail_bench.py --build $(BUILD) --out $(BUILD)/bench --env $(ENV_DIR)'
 
 # ---- Deployment: container image, Podman, Helm chart, kind ------------------
 IMAGE           ?= codejail:latest
