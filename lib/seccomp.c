@@ -1,17 +1,22 @@
 #include "seccomp.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -22,14 +27,14 @@
 #error "seccomp/policy.def is written for x86_64"
 #endif
 
-enum rule_kind { RULE_ALLOW, RULE_DENY, RULE_ALLOW_IF_EQ, RULE_ALLOW_IF_CLEAR };
+enum rule_kind { RULE_ALLOW, RULE_DENY, RULE_ALLOW_IF_EQ, RULE_ALLOW_IF_CLEAR, RULE_ALLOW_IF_SET };
 
 struct rule {
     const char *name;
     int nr;
     enum rule_kind kind;
     unsigned int arg;
-    uint64_t operand; /* the value for RULE_ALLOW_IF_EQ, the mask for RULE_ALLOW_IF_CLEAR */
+    uint64_t operand; /* the value for RULE_ALLOW_IF_EQ, the mask otherwise */
     int errnum;
 };
 
@@ -39,16 +44,30 @@ static const struct rule policy[] = {
 #define CJ_ALLOW_IF_EQ(sys, arg, value, e) {#sys, SCMP_SYS(sys), RULE_ALLOW_IF_EQ, arg, value, e},
 #define CJ_ALLOW_IF_CLEAR(sys, arg, mask, e)                                                       \
     {#sys, SCMP_SYS(sys), RULE_ALLOW_IF_CLEAR, arg, mask, e},
+#define CJ_ALLOW_IF_SET(sys, arg, bit, e) {#sys, SCMP_SYS(sys), RULE_ALLOW_IF_SET, arg, bit, e},
 #include "seccomp/policy.def"
 };
 
-struct ioctl_denial {
-    uint32_t request;
+struct arg_filter {
+    int nr;
+    unsigned int arg;
+    bool allow_list; /* the values let the call through; otherwise they refuse it */
     int errnum;
+    const uint32_t *values;
+    size_t count;
 };
 
-static const struct ioctl_denial ioctl_denials[] = {
-#define CJ_DENY_IOCTL(request, e) {request, e},
+#define VALUES(...)                                                                                \
+    (const uint32_t[])                                                                             \
+    {                                                                                              \
+        __VA_ARGS__                                                                                \
+    }
+#define COUNT(...) (sizeof VALUES(__VA_ARGS__) / sizeof(uint32_t))
+
+static const struct arg_filter arg_filters[] = {
+#define CJ_DENY_ARG(sys, arg, value, e) {SCMP_SYS(sys), arg, false, e, VALUES(value), 1},
+#define CJ_ALLOW_ARG_ONE_OF(sys, arg, e, ...)                                                      \
+    {SCMP_SYS(sys), arg, true, e, VALUES(__VA_ARGS__), COUNT(__VA_ARGS__)},
 #include "seccomp/policy.def"
 };
 
@@ -80,6 +99,18 @@ static int add_rule(scmp_filter_ctx ctx, const struct rule *r, cj_error *err)
         if (add(ctx, r, SCMP_ACT_ALLOW, 1, &eq, err) < 0)
             return -1;
         return add(ctx, r, SCMP_ACT_ERRNO(r->errnum), 1, &ne, err);
+    }
+    case RULE_ALLOW_IF_SET: {
+        /* Two rules that between them cover every value: only one bit. */
+        if (r->operand == 0 || (r->operand & (r->operand - 1)) != 0)
+            return cj_fail(err, EINVAL, "seccomp rule for %s: more than one bit", r->name);
+        struct scmp_arg_cmp set = {
+            .arg = r->arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = r->operand, .datum_b = r->operand};
+        struct scmp_arg_cmp unset = {
+            .arg = r->arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = r->operand, .datum_b = 0};
+        if (add(ctx, r, SCMP_ACT_ALLOW, 1, &set, err) < 0)
+            return -1;
+        return add(ctx, r, SCMP_ACT_ERRNO(r->errnum), 1, &unset, err);
     }
     case RULE_ALLOW_IF_CLEAR:
         break;
@@ -118,40 +149,73 @@ static int check_unique(cj_error *err)
     return 0;
 }
 
-/* The ioctl denials run in front of the libseccomp program. libseccomp cannot
- * express "ioctl allowed except these requests": a conditional denial next to
- * an unconditional allow is dropped, and it has no masked not-equal. Each
- * denial compares the low 32 bits of argument 1 because the kernel truncates
- * the request to an unsigned int, so TIOCSTI with junk in the high bits is
- * still TIOCSTI. Everything else falls through to the libseccomp program,
- * which starts afresh by loading the architecture. */
-enum {
-    IOCTL_PREFIX_HEAD = 5,
-    IOCTL_PREFIX_LEN = IOCTL_PREFIX_HEAD + 2 * sizeof ioctl_denials / sizeof ioctl_denials[0],
-};
-_Static_assert(IOCTL_PREFIX_LEN <= 255, "BPF jump offsets are 8 bits");
+/* The argument filters run in front of the libseccomp program. libseccomp
+ * cannot express "allowed except these values" (a conditional denial next to
+ * an unconditional allow is dropped, and it has no masked not-equal) nor "one
+ * of these values, else this errno" (one rule may not compare an argument
+ * twice). Each filter compares the low 32 bits of its argument, as the kernel
+ * truncates these int arguments, so TIOCSTI with junk in the high bits is
+ * still TIOCSTI. A call no filter refuses falls through to the libseccomp
+ * program, which starts afresh by loading the architecture. */
+enum { PREFIX_HEAD = 2, FILTER_HEAD = 3 };
+#define N_FILTERS (sizeof arg_filters / sizeof arg_filters[0])
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "low half of an argument is at +0");
 
-static void ioctl_prefix(struct sock_filter *out)
+static size_t filter_len(const struct arg_filter *f)
+{
+    return FILTER_HEAD + (f->allow_list ? f->count + 1 : 2 * f->count);
+}
+
+static size_t prefix_len(void)
+{
+    size_t len = PREFIX_HEAD;
+    for (size_t i = 0; i < N_FILTERS; i++)
+        len += filter_len(&arg_filters[i]);
+    return len;
+}
+
+static struct sock_filter stmt(uint16_t code, uint32_t k)
+{
+    return (struct sock_filter)BPF_STMT(code, k);
+}
+
+static struct sock_filter jump(uint16_t code, uint32_t k, size_t jt, size_t jf)
+{
+    return (struct sock_filter)BPF_JUMP(code, k, (uint8_t)jt, (uint8_t)jf);
+}
+
+static struct sock_filter refuse(int errnum)
+{
+    return stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((uint32_t)errnum & SECCOMP_RET_DATA));
+}
+
+/* Writes the prefix of len instructions (len <= 256, so every jump to its end
+ * fits in 8 bits). */
+static void arg_prefix(struct sock_filter *out, size_t len)
 {
     size_t i = 0;
-    out[i++] =
-        (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-    out[i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, seccomp_arch_native(), 0,
-                                          IOCTL_PREFIX_LEN - i - 1);
+    out[i++] = stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    out[i] = jump(BPF_JMP | BPF_JEQ | BPF_K, seccomp_arch_native(), 0, len - i - 1);
     i++;
-    out[i++] =
-        (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    out[i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0,
-                                          IOCTL_PREFIX_LEN - i - 1);
-    i++;
-    out[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                                            offsetof(struct seccomp_data, args[1]));
-    for (size_t d = 0; d < sizeof ioctl_denials / sizeof ioctl_denials[0]; d++) {
-        out[i++] =
-            (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ioctl_denials[d].request, 0, 1);
-        out[i++] = (struct sock_filter)BPF_STMT(
-            BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ioctl_denials[d].errnum & SECCOMP_RET_DATA));
+    for (size_t n = 0; n < N_FILTERS; n++) {
+        const struct arg_filter *f = &arg_filters[n];
+        size_t next = i + filter_len(f);
+        out[i++] = stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+        out[i] = jump(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)f->nr, 0, next - i - 1);
+        i++;
+        out[i++] = stmt(BPF_LD | BPF_W | BPF_ABS,
+                        (uint32_t)(offsetof(struct seccomp_data, args) + 8 * f->arg));
+        for (size_t v = 0; v < f->count; v++) {
+            if (f->allow_list) {
+                out[i] = jump(BPF_JMP | BPF_JEQ | BPF_K, f->values[v], len - i - 1, 0);
+                i++;
+            } else {
+                out[i++] = jump(BPF_JMP | BPF_JEQ | BPF_K, f->values[v], 0, 1);
+                out[i++] = refuse(f->errnum);
+            }
+        }
+        if (f->allow_list)
+            out[i++] = refuse(f->errnum);
     }
 }
 
@@ -203,7 +267,11 @@ int cj_seccomp_compile(struct cj_seccomp_program *prog, cj_error *err)
     if (st.st_size <= 0 || (size_t)st.st_size % sizeof(struct sock_filter) != 0)
         return cj_fail(err, 0, "seccomp program: libseccomp exported %lld bytes",
                        (long long)st.st_size);
-    size_t len = IOCTL_PREFIX_LEN + body;
+    size_t prefix = prefix_len();
+    if (prefix > 256)
+        return cj_fail(err, 0, "seccomp program: %zu instructions of argument filters, at most 256",
+                       prefix);
+    size_t len = prefix + body;
     if (len > BPF_MAXINSNS)
         return cj_fail(err, 0, "seccomp program: %zu instructions, the kernel takes %d", len,
                        BPF_MAXINSNS);
@@ -211,9 +279,9 @@ int cj_seccomp_compile(struct cj_seccomp_program *prog, cj_error *err)
     cleanup_free struct sock_filter *filter = calloc(len, sizeof *filter);
     if (!filter)
         return cj_fail_errno(err, "seccomp program");
-    ioctl_prefix(filter);
+    arg_prefix(filter, prefix);
     size_t want = body * sizeof *filter;
-    ssize_t got = pread(fd, filter + IOCTL_PREFIX_LEN, want, 0);
+    ssize_t got = pread(fd, filter + prefix, want, 0);
     if (got < 0)
         return cj_fail_errno(err, "seccomp program: read");
     if ((size_t)got != want)

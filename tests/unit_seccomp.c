@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/futex.h>
 #include <linux/sched.h>
 #include <pthread.h>
 #include <sched.h>
@@ -23,9 +24,12 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -499,6 +503,213 @@ static void test_personality(void **state)
     expect_errno(probe_personality_set, EPERM);
 }
 
+/* ---- What sandboxes share: locks, futexes, the page cache; what the host
+ * tells ---- */
+
+/* A file any process may open, as /usr's files are to every sandbox. */
+static int shared_file(void)
+{
+    return open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+}
+
+static int probe_flock(void)
+{
+    int fd = shared_file();
+    return fd < 0 ? PROBE_BROKEN : result(flock(fd, LOCK_SH | LOCK_NB));
+}
+
+static int fcntl_lock(unsigned long cmd)
+{
+    int fd = shared_file();
+    if (fd < 0)
+        return PROBE_BROKEN;
+    struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+    return result(syscall(SYS_fcntl, fd, cmd, &lock));
+}
+
+static int probe_posix_lock(void)
+{
+    return fcntl_lock(F_SETLK);
+}
+
+static int probe_posix_lock_query(void)
+{
+    return fcntl_lock(F_GETLK);
+}
+
+static int probe_ofd_lock(void)
+{
+    return fcntl_lock(F_OFD_SETLK);
+}
+
+/* The kernel truncates the command to 32 bits: this is F_SETLK too. */
+static int probe_posix_lock_high_bits(void)
+{
+    return fcntl_lock((1UL << 32) | F_SETLK);
+}
+
+/* Unfiltered, a directory notification on a directory one may read works. */
+static int probe_dnotify(void)
+{
+    int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? PROBE_BROKEN : result(fcntl(fd, F_NOTIFY, DN_ACCESS));
+}
+
+static int probe_fcntl_getfd(void)
+{
+    return result(fcntl(0, F_GETFD));
+}
+
+static void test_file_locks_refused(void **state)
+{
+    (void)state;
+    expect_errno(probe_flock, ENOLCK);
+    expect_errno(probe_posix_lock, ENOLCK);
+    expect_errno(probe_posix_lock_query, ENOLCK);
+    expect_errno(probe_ofd_lock, ENOLCK);
+    expect_errno(probe_posix_lock_high_bits, ENOLCK);
+    expect_errno(probe_dnotify, EINVAL);
+    expect_errno(probe_fcntl_getfd, 0);
+}
+
+/* A wake on a word nobody waits on: unfiltered it wakes 0 and succeeds. */
+static int futex_wake(int op)
+{
+    static uint32_t word;
+    return result(syscall(SYS_futex, &word, op, 1, NULL, NULL, 0));
+}
+
+static int probe_futex_shared(void)
+{
+    return futex_wake(FUTEX_WAKE);
+}
+
+static int probe_futex_private(void)
+{
+    return futex_wake(FUTEX_WAKE_PRIVATE);
+}
+
+/* Unfiltered, EINVAL (no waiters given); futex_waitv keeps its flags in
+ * memory, so it is not offered at all. */
+static int probe_futex_waitv(void)
+{
+    return result(syscall(SYS_futex_waitv, NULL, 0, 0, NULL, CLOCK_MONOTONIC));
+}
+
+static void test_futex_private_only(void **state)
+{
+    (void)state;
+    expect_errno(probe_futex_shared, EINVAL);
+    expect_errno(probe_futex_private, 0);
+    expect_errno(probe_futex_waitv, ENOSYS);
+}
+
+/* Unfiltered, advice on a pipe fails with ESPIPE; under the filter advice
+ * is a no-op that succeeds without reaching the kernel. */
+static int probe_fadvise(void)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return PROBE_BROKEN;
+    return result(syscall(SYS_fadvise64, p[0], 0, 0, POSIX_FADV_DONTNEED));
+}
+
+static int preadv2_flags(int flags)
+{
+    int fd = shared_file();
+    if (fd < 0)
+        return PROBE_BROKEN;
+    char c;
+    struct iovec iov = {&c, 1};
+    return result(preadv2(fd, &iov, 1, 0, flags));
+}
+
+static int probe_preadv2_nowait(void)
+{
+    return preadv2_flags(RWF_NOWAIT);
+}
+
+static int probe_preadv2_plain(void)
+{
+    return preadv2_flags(0);
+}
+
+static int probe_pwritev2_nowait(void)
+{
+    char c = 'x';
+    struct iovec iov = {&c, 1};
+    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    return fd < 0 ? PROBE_BROKEN : result(pwritev2(fd, &iov, 1, -1, RWF_NOWAIT));
+}
+
+static void test_page_cache_untouched(void **state)
+{
+    (void)state;
+    expect_errno(probe_fadvise, 0);
+    expect_errno(probe_preadv2_nowait, EOPNOTSUPP);
+    expect_errno(probe_pwritev2_nowait, EOPNOTSUPP);
+    expect_errno(probe_preadv2_plain, 0);
+}
+
+static int probe_sysinfo(void)
+{
+    struct sysinfo info;
+    return result(syscall(SYS_sysinfo, &info));
+}
+
+static void test_sysinfo_refused(void **state)
+{
+    (void)state;
+    expect_errno(probe_sysinfo, ENOSYS);
+}
+
+static int prctl_call(unsigned long option, unsigned long arg2)
+{
+    return result(syscall(SYS_prctl, option, arg2, 0, 0, 0));
+}
+
+static int probe_set_dumpable(void)
+{
+    return prctl_call(PR_SET_DUMPABLE, 1);
+}
+
+/* The kernel truncates the option to an int: this is PR_SET_DUMPABLE too. */
+static int probe_set_dumpable_high_bits(void)
+{
+    return prctl_call((1UL << 32) | PR_SET_DUMPABLE, 1);
+}
+
+static int probe_set_ptracer(void)
+{
+    return prctl_call(PR_SET_PTRACER, 0);
+}
+
+static int probe_set_mm(void)
+{
+    return prctl_call(PR_SET_MM, PR_SET_MM_BRK);
+}
+
+static int probe_get_dumpable(void)
+{
+    return prctl_call(PR_GET_DUMPABLE, 0);
+}
+
+static int probe_set_name(void)
+{
+    return prctl_call(PR_SET_NAME, (unsigned long)"probe");
+}
+
+static void test_prctl_allow_list(void **state)
+{
+    (void)state;
+    expect_errno(probe_set_dumpable, EPERM);
+    expect_errno(probe_set_dumpable_high_bits, EPERM);
+    expect_errno(probe_set_ptracer, EINVAL);
+    expect_errno(probe_set_mm, EINVAL);
+    expect_errno(probe_get_dumpable, 0);
+    expect_errno(probe_set_name, 0);
+}
+
 /* ---- Everything else: other ABIs and unlisted syscalls ---- */
 
 /* x32 numbers carry bit 30 and reach the kernel with the x86_64 audit arch. */
@@ -577,6 +788,11 @@ int main(void)
         cmocka_unit_test(test_rlimits_readable_not_settable),
         cmocka_unit_test(test_ioctl),
         cmocka_unit_test(test_personality),
+        cmocka_unit_test(test_file_locks_refused),
+        cmocka_unit_test(test_futex_private_only),
+        cmocka_unit_test(test_page_cache_untouched),
+        cmocka_unit_test(test_sysinfo_refused),
+        cmocka_unit_test(test_prctl_allow_list),
         cmocka_unit_test(test_x32_abi_killed),
         cmocka_unit_test(test_i386_abi_killed),
         cmocka_unit_test(test_unlisted_enosys),
