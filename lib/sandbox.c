@@ -22,6 +22,7 @@
 #include "privs.h"
 #include "python_host.h"
 #include "rootfs.h"
+#include "timens.h"
 
 /* Descriptor numbers inside the sandbox. */
 enum { FD_CTL = 3, FD_PROC = 4, FD_SYNC = 5, FD_REPORT = 6, FD_GO = 7, FD_PARENT = 8 };
@@ -299,6 +300,10 @@ static int die_with_parent(cj_error *err)
 
 static int setup_namespaces_and_root(const struct cj_sandbox_spec *spec, cj_error *err)
 {
+    /* Before the id change, which leaves the offsets file to root; the
+     * runner, forked later, is the first process in it. */
+    if (cj_timens_enter_fresh(FD_PROC, err) < 0)
+        return -1;
     if (IS_ACTIVE(spec, CJ_LAYER_USERNS)) {
         /* Created by the helper's credentials; take the namespace's root
          * ids so that files made here belong to the sandbox, not the host. */
