@@ -331,12 +331,22 @@ static void close_engine_fds(int fds[ENGINE_FDS])
     }
 }
 
+/* A sandbox is a copy of the helper's memory, which code may read: it must
+ * take nothing of the other sandboxes along (their run directories, host
+ * pids, how many there were). */
+static void forget_other_sandboxes(struct helper *h)
+{
+    explicit_bzero(h->records, sizeof h->records);
+    explicit_bzero(&h->launcher, sizeof h->launcher);
+    h->next_serial = 0;
+}
+
 /* Clones a sandbox's init born in the groups named `cgroup` (cgroup2 by
  * CLONE_INTO_CGROUP; the caller stands in any v1 ones), writes its id maps
  * and lets it set itself up. Returns its pid and fills engine_fds; a
  * process that could not be let go is killed and reaped here. */
-static pid_t clone_sandbox(const struct helper *h, const struct launch_order *order,
-                           const char *cgroup, int engine_fds[ENGINE_FDS], cj_error *err)
+static pid_t clone_sandbox(struct helper *h, const struct launch_order *order, const char *cgroup,
+                           int engine_fds[ENGINE_FDS], cj_error *err)
 {
     cleanup_close int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
     if (self < 0)
@@ -392,8 +402,10 @@ static pid_t clone_sandbox(const struct helper *h, const struct launch_order *or
     if (h->warm)
         cj_python_before_fork();
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
-    if (pid == 0)
+    if (pid == 0) {
+        forget_other_sandboxes(h);
         cj_sandbox_init_main(&spec);
+    }
     if (h->warm)
         cj_python_after_fork_parent();
     if (pid < 0) {
@@ -430,8 +442,7 @@ static pid_t clone_sandbox(const struct helper *h, const struct launch_order *or
  * sandbox and hands its descriptors to the helper. Then it stays until the
  * sandbox's init is gone, since the init dies with its parent
  * (PR_SET_PDEATHSIG), as the launcher dies with the helper. */
-static _Noreturn void launcher_main(const struct helper *h, int sock, pid_t helper,
-                                    const char *cgroup)
+static _Noreturn void launcher_main(struct helper *h, int sock, pid_t helper, const char *cgroup)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != helper)
         _exit(1);
@@ -589,6 +600,9 @@ static void handle_spawn(struct helper *h)
     } else
         cj_send_msg(h->sock, &reply, sizeof reply, fds, ENGINE_FDS);
     close_engine_fds(fds);
+    /* The launcher forked next would carry this sandbox's run directory
+     * into the one it makes. */
+    explicit_bzero(&reply, sizeof reply);
     /* The next launcher makes its move while this sandbox runs; should it
      * fail here, the next request tries again. */
     if (h->via_launcher && !h->launcher.pid && start_launcher(h, &err) < 0)

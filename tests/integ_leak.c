@@ -1,8 +1,11 @@
 /* Leak test: 200 executions through the engine (successes, exceptions,
  * wall-clock kills, fork bombs, crashes), cold and warm; afterwards nothing
  * of them is left: no process, mount, directory, cgroup or descriptor. And
- * when the helper is killed, its sandboxes die with it. */
+ * when the helper is killed, its sandboxes die with it. Nothing of one
+ * sandbox is in another's memory. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,6 +56,8 @@ static int count_lines(const char *path)
     return n;
 }
 
+/* The last number of a field of /proc/PID/status (NSpid: the pid in the
+ * process's own PID namespace). */
 static long status_field(long pid, const char *field)
 {
     char path[64], line[256];
@@ -64,7 +69,8 @@ static long status_field(long pid, const char *field)
     size_t len = strlen(field);
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, field, len) == 0 && line[len] == ':') {
-            value = strtol(line + len + 1, NULL, 10);
+            const char *last = strrchr(line, '\t');
+            value = strtol(last ? last + 1 : line + len + 1, NULL, 10);
             break;
         }
     }
@@ -208,19 +214,19 @@ static int kill_helpers(void)
     return killed;
 }
 
-/* A warm engine whose pool of one holds a ready sandbox. */
-static struct cj_engine *start_with_a_pooled_sandbox(void)
+/* An engine whose pool of `size` holds that many ready sandboxes. */
+static struct cj_engine *start_with_pooled_sandboxes(bool warm, unsigned size)
 {
     char helper[4096];
     helper_path(helper, sizeof helper);
-    struct cj_engine_config config = {.helper_path = helper, .warm = true, .pool_size = 1};
+    struct cj_engine_config config = {.helper_path = helper, .warm = warm, .pool_size = size};
     struct cj_engine *engine;
     cj_error err = {0};
     assert_int_equal(cj_engine_start(&config, &engine, &err), 0);
-    double deadline = now_s() + 30;
-    while (cj_engine_pool_ready(engine) < 1 && now_s() < deadline)
+    double deadline = now_s() + 60;
+    while (cj_engine_pool_ready(engine) < size && now_s() < deadline)
         poll_pause();
-    assert_int_equal(cj_engine_pool_ready(engine), 1);
+    assert_int_equal(cj_engine_pool_ready(engine), size);
     return engine;
 }
 
@@ -231,7 +237,7 @@ static void test_sandboxes_die_with_their_helper(void **state)
     (void)state;
     /* Orphans come back here rather than to the machine's init. */
     assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-    struct cj_engine *engine = start_with_a_pooled_sandbox();
+    struct cj_engine *engine = start_with_pooled_sandboxes(true, 1);
     /* the helper, and the sandbox's init and runner at least */
     assert_true(count_sandbox_processes() >= 3);
 
@@ -262,7 +268,7 @@ static int kill_below_helpers(void)
 static void test_dead_pooled_sandbox_is_passed_over(void **state)
 {
     (void)state;
-    struct cj_engine *engine = start_with_a_pooled_sandbox();
+    struct cj_engine *engine = start_with_pooled_sandboxes(true, 1);
     assert_true(kill_below_helpers() >= 2);
     /* until only the helper is left */
     assert_int_equal(wait_for_sandbox_processes(1, 10), 1);
@@ -284,11 +290,126 @@ static void test_dead_pooled_sandbox_is_passed_over(void **state)
     cj_engine_stop(engine);
 }
 
+#define MAX_RUNNERS  8
+#define RUN_DIR_LEN  22 /* "/tmp/codejail-" and eight characters */
+#define RUN_DIR_HEAD "/tmp/codejail-"
+
+struct runner {
+    long pid;
+    char run_dir[RUN_DIR_LEN + 1];
+};
+
+/* The runners of this test's sandboxes: pid 2 of their PID namespace, with
+ * their run directory as working directory. */
+static int find_runners(struct runner *out)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < MAX_RUNNERS) {
+        long pid = strtol(e->d_name, NULL, 10);
+        if (pid <= 0 || pid == (long)getpid() || !descends_from_us(pid) ||
+            status_field(pid, "NSpid") != 2)
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/cwd", pid);
+        ssize_t len = readlink(path, out[n].run_dir, sizeof out[n].run_dir);
+        if (len != RUN_DIR_LEN || strncmp(out[n].run_dir, RUN_DIR_HEAD, strlen(RUN_DIR_HEAD)))
+            continue;
+        out[n].run_dir[len] = '\0';
+        out[n++].pid = pid;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The first of the other runners' run directories found in buf[0..len),
+ * or NULL. */
+static const char *other_run_dir(const char *buf, size_t len, const struct runner *runners, int n,
+                                 const struct runner *self)
+{
+    for (int i = 0; i < n; i++) {
+        if (&runners[i] == self)
+            continue;
+        const char *p = memmem(buf, len, runners[i].run_dir, RUN_DIR_LEN);
+        if (p)
+            return p;
+    }
+    return NULL;
+}
+
+/* Reads every readable mapping of runner r (as root, through /proc/PID/mem)
+ * and fails on the run directory of any other. */
+static void expect_no_other_run_dir(const struct runner *runners, int n, const struct runner *r)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/maps", r->pid);
+    FILE *maps = fopen(path, "r");
+    assert_non_null(maps);
+    snprintf(path, sizeof path, "/proc/%ld/mem", r->pid);
+    int mem = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(mem >= 0);
+    enum { CHUNK = 1 << 20 };
+    char *buf = malloc(CHUNK + RUN_DIR_LEN);
+    assert_non_null(buf);
+    size_t scanned = 0;
+    const char *other = NULL;
+    unsigned long other_at = 0;
+    char line[512];
+    while (!other && fgets(line, sizeof line, maps)) {
+        unsigned long start, end;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3 || perms[0] != 'r')
+            continue;
+        /* Overlapping by a name's length, so one cut in two is seen. */
+        for (unsigned long at = start; !other && at < end; at += CHUNK) {
+            size_t want = end - at < CHUNK + RUN_DIR_LEN ? end - at : CHUNK + RUN_DIR_LEN;
+            ssize_t got = pread(mem, buf, want, (off_t)at);
+            if (got <= 0)
+                break; /* [vvar] and the like cannot be read */
+            scanned += (size_t)got;
+            other = other_run_dir(buf, (size_t)got, runners, n, r);
+            if (other)
+                other_at = at + (unsigned long)(other - buf);
+        }
+    }
+    free(buf);
+    close(mem);
+    fclose(maps);
+    if (other)
+        fail_msg("the runner of %s holds another's run directory at %#lx", r->run_dir, other_at);
+    assert_true(scanned > 0);
+}
+
+/* A sandbox is made while others wait in the pool: in warm mode it is a
+ * fork of the helper, and nothing of the helper's bookkeeping of the
+ * others (their run directories, pids) may come with it. */
+static void scan_pooled_runners(bool warm)
+{
+    struct cj_engine *engine = start_with_pooled_sandboxes(warm, 3);
+    /* A pooled sandbox's runner is there before it reports ready. */
+    struct runner runners[MAX_RUNNERS];
+    int n = find_runners(runners);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < n; i++)
+        expect_no_other_run_dir(runners, n, &runners[i]);
+    cj_engine_stop(engine);
+}
+
+static void test_no_sandbox_holds_another_run_dir(void **state)
+{
+    (void)state;
+    scan_pooled_runners(true);
+    scan_pooled_runners(false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_left_after_200_executions),
         cmocka_unit_test(test_sandboxes_die_with_their_helper),
+        cmocka_unit_test(test_no_sandbox_holds_another_run_dir),
         cmocka_unit_test(test_dead_pooled_sandbox_is_passed_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
