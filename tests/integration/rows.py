@@ -147,3 +147,47 @@ ROWS = [
         "OSError: [Errno 27] File too large",
         alone={"rlimits": (None, "OSError: [Errno 28] No space left on device")}),
 ]
+
+# What every sandbox shares: the host's /usr (the same inodes and page cache)
+# and the kernel. Only seccomp refuses these calls (AppArmor, where the host
+# has it, refuses locks on /usr too); test_channels.py shows two executions
+# using each one against the previous policy.
+LIBC = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+RAISE_ERRNO = "    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))\n"
+USR_FILE = "import os\nf = open(os.__file__, 'rb')\n"
+
+
+def seccomp_row(name, code, error):
+    return Row(name, code, error, alone={"seccomp": ONLY_LAYER}, breaks_without=("seccomp",))
+
+
+CHANNEL_ROWS = [
+    seccomp_row("flock_usr_file", USR_FILE + "import fcntl\nfcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)",
+                "OSError: [Errno 37] No locks available"),
+    seccomp_row("record_lock_usr_file",
+                USR_FILE + "import fcntl\nfcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB)",
+                "OSError: [Errno 37] No locks available"),
+    seccomp_row("notify_usr_directory",
+                "import fcntl, os\nfd = os.open(os.path.dirname(os.__file__), os.O_RDONLY)\n"
+                "fcntl.fcntl(fd, fcntl.F_NOTIFY, fcntl.DN_ACCESS)",
+                "OSError: [Errno 22] Invalid argument"),
+    seccomp_row("shared_futex_on_usr_file",
+                LIBC + USR_FILE + "libc.mmap.restype = ctypes.c_void_p\n"
+                "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,"
+                " ctypes.c_int, ctypes.c_long]\n"
+                "word = libc.mmap(None, 4096, 1, 1, f.fileno(), 0)\n"  # PROT_READ, MAP_SHARED
+                "if libc.syscall(202, ctypes.c_void_p(word), 1, 1, None, None, 0) < 0:\n"  # FUTEX_WAKE
+                + RAISE_ERRNO,
+                "OSError: [Errno 22] Invalid argument"),
+    seccomp_row("read_only_if_cached",
+                "import os\nfd = os.open(os.__file__, os.O_RDONLY)\n"
+                "os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)",
+                "OSError: [Errno 95] Operation not supported"),
+    seccomp_row("sysinfo",
+                LIBC + "if libc.sysinfo(ctypes.create_string_buffer(128)) != 0:\n" + RAISE_ERRNO,
+                "OSError: [Errno 38] Function not implemented"),
+    seccomp_row("prctl_set_dumpable",
+                LIBC + "if libc.prctl(4, 1, 0, 0, 0) != 0:\n" + RAISE_ERRNO,  # PR_SET_DUMPABLE
+                "PermissionError: [Errno 1] Operation not permitted"),
+]
+ROWS += CHANNEL_ROWS
