@@ -510,24 +510,37 @@ int cj_cgroup_open_unified(const struct cj_cgroup_root *root, const char *name, 
     return fd;
 }
 
-int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid,
-                     bool in_unified, cj_error *err)
+/* Writes pid to the cgroup.procs at rel below each parent, but the cgroup2
+ * one when in_unified. */
+static int move_pid(const struct cj_cgroup_root *root, const char *rel, pid_t pid, bool in_unified,
+                    cj_error *err)
 {
-    if (check_name(name, err) < 0)
-        return -1;
-    char path[GROUP_PATH_MAX];
     char value[16];
-    group_path(path, name, "cgroup.procs");
     snprintf(value, sizeof value, "%d", (int)pid);
     int fds[3];
     int n = distinct_fds(root, fds);
     for (int i = 0; i < n; i++) {
         if (in_unified && fds[i] == root->unified_fd)
             continue;
-        if (write_at(fds[i], path, value, false, err) < 0)
+        if (write_at(fds[i], rel, value, false, err) < 0)
             return -1;
     }
     return 0;
+}
+
+int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid,
+                     bool in_unified, cj_error *err)
+{
+    if (check_name(name, err) < 0)
+        return -1;
+    char path[GROUP_PATH_MAX];
+    group_path(path, name, "cgroup.procs");
+    return move_pid(root, path, pid, in_unified, err);
+}
+
+int cj_cgroup_leave(const struct cj_cgroup_root *root, pid_t pid, bool in_unified, cj_error *err)
+{
+    return move_pid(root, "cgroup.procs", pid, in_unified, err);
 }
 
 static int kill_pid(long pid, int dirfd, const char *procs, cj_error *err)

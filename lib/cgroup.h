@@ -56,6 +56,11 @@ int cj_cgroup_open_unified(const struct cj_cgroup_root *root, const char *name, 
  * there, which is how cgroup v1 gets what CLONE_INTO_CGROUP gives. */
 int cj_cgroup_attach(const struct cj_cgroup_root *root, const char *name, pid_t pid,
                      bool in_unified, cj_error *err);
+/* Moves pid out of its group into the parent, in the same hierarchies (a
+ * cgroup v1 parent may hold processes): the launcher leaves the sandbox's
+ * groups, so that it is neither killed for the sandbox's memory nor counted
+ * among its pids. */
+int cj_cgroup_leave(const struct cj_cgroup_root *root, pid_t pid, bool in_unified, cj_error *err);
 /* Kills every process in group `name` and waits (bounded) until it is empty. */
 int cj_cgroup_kill(const struct cj_cgroup_root *root, const char *name, cj_error *err);
 /* Removes group `name` from each hierarchy (after cj_cgroup_kill). */

@@ -468,6 +468,13 @@ static _Noreturn void launcher_main(struct helper *h, int sock, pid_t helper, co
         kill(init, SIGKILL);
     close_engine_fds(fds);
     close(sock);
+    /* The sandbox is born in its groups; out of the request's way (a move
+     * waits for an RCU grace period), the launcher leaves them. One that
+     * cannot takes its sandbox down rather than share its limits. */
+    if (cj_cgroup_leave(&h->cgroups, getpid(), true, &err) < 0) {
+        fprintf(stderr, "codejail-sandbox: launcher: %s\n", err.msg);
+        kill(init, SIGKILL);
+    }
     while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
         ;
     _exit(0);

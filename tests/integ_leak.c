@@ -404,12 +404,55 @@ static void test_no_sandbox_holds_another_run_dir(void **state)
     scan_pooled_runners(false);
 }
 
+/* Whether process pid is in a group named sandbox-N in any hierarchy. */
+static bool in_a_sandbox_group(long pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%ld/cgroup", pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "/sandbox-") != NULL;
+    fclose(f);
+    return found;
+}
+
+/* On cgroup v1 a launcher clones each sandbox from inside its groups and
+ * stays as its parent; it must leave them once the sandbox is born, or it
+ * would be an OOM-kill candidate of the sandbox's memory group and count
+ * among its pids. */
+static void test_launcher_leaves_its_sandboxs_groups(void **state)
+{
+    (void)state;
+    struct cj_engine *engine = start_with_pooled_sandboxes(true, 1);
+    struct runner runner;
+    assert_int_equal(find_runners(&runner), 1);
+    long init = status_field(runner.pid, "PPid");
+    long parent = status_field(init, "PPid");
+    /* Without cgroups, or on cgroup2, the helper (this test's child) clones
+     * the init itself. */
+    if (!in_a_sandbox_group(init) || status_field(parent, "PPid") == (long)getpid()) {
+        cj_engine_stop(engine);
+        skip();
+    }
+    long launcher = parent;
+    /* It leaves after handing the sandbox over. */
+    double deadline = now_s() + 10;
+    while (in_a_sandbox_group(launcher) && now_s() < deadline)
+        poll_pause();
+    bool stayed = in_a_sandbox_group(launcher);
+    cj_engine_stop(engine);
+    assert_false(stayed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_left_after_200_executions),
         cmocka_unit_test(test_sandboxes_die_with_their_helper),
         cmocka_unit_test(test_no_sandbox_holds_another_run_dir),
+        cmocka_unit_test(test_launcher_leaves_its_sandboxs_groups),
         cmocka_unit_test(test_dead_pooled_sandbox_is_passed_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
