@@ -76,7 +76,6 @@ struct request {
     size_t stdout_bytes, stderr_bytes;
     char *detail;
     size_t charged;       /* body bytes counted against the memory budget */
-    bool prepaid;         /* charged its Content-Length up front */
     bool over_budget;     /* the budget ran out for this body */
     struct request *next; /* in the queue */
 };
@@ -709,16 +708,10 @@ static enum MHD_Result first_call(struct cj_http *h, struct request *r, const ch
     struct cj_form_refusal refusal;
     if (cj_form_begin(r->connection, &limits, &r->form, &refusal) < 0)
         return send_error(r, refusal.status, refusal.reason, refusal.err.msg, NULL);
+    /* The body is charged as its bytes arrive, not by the length it
+     * declares: a few connections that declare large bodies and send
+     * nothing would otherwise hold the whole budget. */
     r->stage = STAGE_BODY;
-    /* A declared length is charged whole now: first come, first served,
-     * rather than every upload in progress failing part-way. (MHD holds
-     * the body to that length; cj_form_begin refused one above the cap.) */
-    const char *length =
-        MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (length) {
-        r->prepaid = true;
-        charge(h, r, strtoull(length, NULL, 10));
-    }
     return MHD_YES;
 }
 
@@ -755,8 +748,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         if (*upload_data_size > 0) {
             size_t n = *upload_data_size;
             *upload_data_size = 0;
-            if (!r->prepaid)
-                charge(h, r, n);
+            charge(h, r, n);
             /* Over the budget, the form only counts (for a 413). */
             cj_form_feed(r->form, upload_data, n);
             return MHD_YES;
