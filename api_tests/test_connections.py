@@ -2,6 +2,12 @@
 reserves nothing until it is sent. The connections are few and closed at the
 end of each test; the service's own connection timeout bounds them too."""
 import contextlib
+import resource
+import socket
+import urllib.parse
+
+import pytest
+import requests
 
 import cjapi
 from cjapi import still_serving
@@ -10,6 +16,9 @@ from cjapi import still_serving
 # holds (max_body_bytes x 4 per execution slot) when charged by declaration.
 DECLARING_CONNECTIONS = 8
 DECLARED_LENGTH = 32 << 20  # the default max_body_bytes: not refused as too large
+# More than the daemon's connection limit on any host this runs on (cores +
+# queue + 256), fewer than a test process may open.
+FLOOD = 1024
 
 
 @contextlib.contextmanager
@@ -35,3 +44,27 @@ def idle_uploads(count, declared):
 def test_support_declared_lengths_reserve_nothing():
     with idle_uploads(DECLARING_CONNECTIONS, DECLARED_LENGTH):
         still_serving()
+
+
+def test_support_health_answers_while_one_client_floods():
+    """A client holding every connection it can (each a request line left
+    unfinished) leaves room for the health probe from another address.
+    Loopback only: the flood comes from 127.0.0.2."""
+    parts = urllib.parse.urlsplit(cjapi.BASE_URL)
+    if parts.hostname != "127.0.0.1":
+        pytest.skip("needs the service on 127.0.0.1 to flood it from 127.0.0.2")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, FLOOD + 256), hard))
+    socks = []
+    try:
+        for _ in range(FLOOD):
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=5,
+                                            source_address=("127.0.0.2", 0))
+            socks.append(sock)
+            sock.sendall(b"GET /hea")
+        resp = requests.get(cjapi.url("/health/"), timeout=(5, 30))
+        assert resp.status_code == 200, resp.text
+    finally:
+        for sock in socks:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -28,6 +28,10 @@
 /* Connections beyond those executing or queued: health probes, metrics
  * scrapes, uploads still arriving, refusals being sent. */
 #define CONNECTION_HEADROOM 256u
+/* Connections no single client address may take: however many one client
+ * opens (a slow-request flood), health probes and other clients still get
+ * in. */
+#define CONNECTION_RESERVE 32u
 /* Request bodies held in memory at once, all connections together, in units
  * of max_body_bytes per execution slot: uploads beyond it are answered 503
  * like a full queue, so that many large uploads cannot exhaust memory. */
@@ -1022,6 +1026,7 @@ int cj_http_start(const struct cj_http_options *options, struct cj_http **http, 
     /* Options as an array: the listening address is only there with a socket. */
     struct MHD_OptionItem options_list[] = {
         {MHD_OPTION_CONNECTION_LIMIT, connection_limit, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, connection_limit - CONNECTION_RESERVE, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, config->connection_timeout_s, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
