@@ -2,6 +2,7 @@
 reserves nothing until it is sent. The connections are few and closed at the
 end of each test; the service's own connection timeout bounds them too."""
 import contextlib
+import json
 import resource
 import socket
 import urllib.parse
@@ -68,3 +69,46 @@ def test_support_health_answers_while_one_client_floods():
         for sock in socks:
             sock.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def exchange(raw, deadline_s=10):
+    """Sends raw bytes on a new connection and reads until the server closes
+    it (a server that keeps it open fails the test at the deadline)."""
+    sock, _ = cjapi._connect(timeout=deadline_s)
+    received = b""
+    try:
+        sock.sendall(raw)
+        while True:
+            try:
+                data = sock.recv(1 << 16)
+            except ConnectionResetError:
+                break
+            except socket.timeout:
+                pytest.fail(f"connection still open after {deadline_s}s; got {received[:500]!r}")
+            if not data:
+                break
+            received += data
+    finally:
+        sock.close()
+    return received
+
+
+SMUGGLED = b"GET /health/ HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize("framing, body", [
+    ([("Content-Length", "5"), ("Transfer-Encoding", "chunked")], b"0\r\n\r\n" + SMUGGLED),
+    ([("Content-Length", "5"), ("Content-Length", "6")], b"abcdef"),
+    ([("Transfer-Encoding", "xchunked")], b"0\r\n\r\n"),
+], ids=["length_and_chunked", "two_lengths", "unknown_coding"])
+def test_deny_ambiguous_framing_is_refused_and_closed(framing, body):
+    parts = urllib.parse.urlsplit(cjapi.BASE_URL)
+    head = [f"POST {parts.path.rstrip('/')}/api/v0/code-exec HTTP/1.1", f"Host: {parts.netloc}",
+            "Content-Type: application/x-www-form-urlencoded"]
+    head += [f"{k}: {v}" for k, v in framing]
+    answer = exchange(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:500]
+    assert answer.count(b"HTTP/1.1 ") == 1, answer[:2000]  # nothing smuggled answered
+    head_bytes, _, body_bytes = answer.partition(b"\r\n\r\n")
+    assert b"application/json" in head_bytes.lower(), head_bytes
+    assert json.loads(body_bytes)["error"], body_bytes

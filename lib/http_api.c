@@ -16,6 +16,7 @@
 #include "access_log.h"
 #include "cleanup.h"
 #include "form.h"
+#include "http_framing.h"
 #include "jsonstr.h"
 #include "payload.h"
 #include "result.h"
@@ -695,6 +696,9 @@ static bool has_body(struct MHD_Connection *connection)
 
 static enum MHD_Result first_call(struct cj_http *h, struct request *r, const char *method)
 {
+    const char *framing = cj_http_framing_problem(r->connection);
+    if (framing)
+        return send_error(r, MHD_HTTP_BAD_REQUEST, "invalid.framing", framing, close_header);
     if (r->route != ROUTE_CODE_EXEC || strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
         /* Answered on the next call, when MHD knows the request is complete:
          * an answer queued now would cost the connection its keep-alive. A
