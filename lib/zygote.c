@@ -336,7 +336,12 @@ static void close_engine_fds(int fds[ENGINE_FDS])
  * pids, how many there were). */
 static void forget_other_sandboxes(struct helper *h)
 {
-    explicit_bzero(h->records, sizeof h->records);
+    /* Only records ever used (a freed one keeps its run directory): the
+     * rest of the array stays shared with the helper, not copied. */
+    for (size_t i = 0; i < MAX_SANDBOXES; i++) {
+        if (h->records[i].pid || h->records[i].run_dir[0])
+            explicit_bzero(&h->records[i], sizeof h->records[i]);
+    }
     explicit_bzero(&h->launcher, sizeof h->launcher);
     h->next_serial = 0;
 }
