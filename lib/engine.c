@@ -187,12 +187,13 @@ void cj_engine_stop(struct cj_engine *e)
 {
     if (!e)
         return;
-    /* First the supervisor, so that nothing is restarted while it stops. */
-    cj_supervisor_stop(e->supervisor);
-    for (unsigned i = 0; i < e->n_lanes; i++) {
+    /* The pools first: they ask the helpers for sandboxes. Then the
+     * supervisor, which shuts the lanes' helpers down. */
+    for (unsigned i = 0; i < e->n_lanes; i++)
         cj_pool_stop(e->pools[i]);
+    cj_supervisor_stop(e->supervisor);
+    for (unsigned i = 0; i < e->n_lanes; i++)
         cj_lane_stop(e->lanes[i]);
-    }
     free(e);
 }
 

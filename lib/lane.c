@@ -256,16 +256,29 @@ int cj_lane_start(const struct cj_lane_config *config, struct cj_lane **lane, cj
     return 0;
 }
 
-void cj_lane_stop(struct cj_lane *l)
+void cj_lane_shut_down(struct cj_lane *l)
 {
-    if (!l)
-        return;
+    pthread_mutex_lock(&l->exchange);
     if (l->sock >= 0)
         close(l->sock); /* the helper kills its sandboxes and exits */
+    l->sock = -1;
+    pthread_mutex_unlock(&l->exchange);
+    pthread_mutex_lock(&l->lock);
     if (l->pid > 0)
         reap_pid(l->pid);
     if (l->pidfd >= 0)
         close(l->pidfd);
+    l->pid = 0;
+    l->pidfd = -1;
+    l->running = false;
+    pthread_mutex_unlock(&l->lock);
+}
+
+void cj_lane_stop(struct cj_lane *l)
+{
+    if (!l)
+        return;
+    cj_lane_shut_down(l);
     pthread_cond_destroy(&l->changed);
     pthread_mutex_destroy(&l->lock);
     pthread_mutex_destroy(&l->exchange);
@@ -420,10 +433,14 @@ void cj_lane_reap(struct cj_lane *l)
 {
     int pidfd = cj_lane_pidfd(l);
     siginfo_t info = {0};
-    while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 && errno == EINTR)
+    int rc;
+    while ((rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED)) < 0 && errno == EINTR)
         ;
     char why[128];
-    describe_exit(&info, why, sizeof why);
+    if (rc < 0)
+        snprintf(why, sizeof why, "helper gone, not reaped: waitid: %s", strerror(errno));
+    else
+        describe_exit(&info, why, sizeof why);
 
     pthread_mutex_lock(&l->exchange);
     if (l->sock >= 0)

@@ -58,7 +58,10 @@ struct cj_lane;
 
 /* Starts the helper; fails when it does not come up. */
 int cj_lane_start(const struct cj_lane_config *config, struct cj_lane **lane, cj_error *err);
-/* Closes the helper's socket (it kills its sandboxes and exits) and reaps it. */
+/* Closes the helper's socket (it kills its sandboxes and exits) and reaps
+ * it; then the lane has no helper. */
+void cj_lane_shut_down(struct cj_lane *lane);
+/* Shuts the lane down and frees it. */
 void cj_lane_stop(struct cj_lane *lane);
 
 const char *cj_lane_name(const struct cj_lane *lane);

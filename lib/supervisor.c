@@ -109,6 +109,8 @@ static void *supervise(void *arg)
                 try_restart(s, i);
         }
     }
+    for (unsigned i = 0; i < s->n_lanes; i++)
+        cj_lane_shut_down(s->lanes[i].lane);
     return NULL;
 }
 

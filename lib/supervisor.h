@@ -5,7 +5,11 @@
  * while, so a helper that dies at once cannot make it spin.
  *
  * After every replacement it calls on_restart (set with
- * cj_supervisor_on_restart), from its own thread. */
+ * cj_supervisor_on_restart), from its own thread.
+ *
+ * A helper dies with the thread that started it (its parent-death signal
+ * is the thread's), so the helpers this thread started are shut down by it
+ * too, when it is stopped: cj_supervisor_stop() shuts every lane down. */
 #ifndef CODEJAIL_SUPERVISOR_H
 #define CODEJAIL_SUPERVISOR_H
 
