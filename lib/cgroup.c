@@ -722,19 +722,24 @@ static int empty_parent(int parent_fd, const char *path, cj_error *err)
 }
 
 /* Instances from before parents were locked hold no lock: one whose helper
- * (named in the parent's name) still runs in this PID namespace is alive. */
+ * (named in the parent's name) still runs in this PID namespace, and is not
+ * a zombie, is alive. */
 static bool unlocked_owner_runs(const char *name)
 {
     char *end;
     long pid = strtol(name + strlen("codejail."), &end, 10);
     if (pid <= 0 || (*end && *end != '.'))
         return false;
-    char path[64], comm[32] = "";
-    snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+    char path[64], stat[128] = "";
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, comm, sizeof comm - 1);
-    /* comm is cut to 15 characters: "codejail-sandbo" */
-    return n > 0 && strncmp(comm, "codejail-sandbox", 15) == 0;
+    ssize_t n = fd < 0 ? -1 : read(fd, stat, sizeof stat - 1);
+    if (n <= 0)
+        return false;
+    /* "<pid> (<comm, cut to 15 characters>) <state> ..." */
+    static const char helper[] = " (codejail-sandbo) ";
+    const char *comm = strchr(stat, ' ');
+    return comm && strncmp(comm, helper, strlen(helper)) == 0 && comm[strlen(helper)] != 'Z';
 }
 
 /* Removes the codejail.* parents beside ours whose lock nobody holds. What
