@@ -346,18 +346,28 @@ int cj_lane_spawn(struct cj_lane *l, struct cj_ready_sandbox *s, cj_error *err)
         pthread_mutex_unlock(&l->lock);
         return -1;
     }
+    bool lost_fds = false;
     if (cj_send_msg(l->sock, &request, sizeof request, NULL, 0) != (ssize_t)sizeof request)
         cj_fail_errno(err, "ask sandbox helper");
     else if (wait_readable(l->sock, l->exchange_timeout_ms, err) == 0 &&
              (n = cj_recv_msg(l->sock, &reply, sizeof reply, fds, &nfds)) !=
                  (ssize_t)sizeof reply) {
-        /* A short datagram carries no descriptors (cj_recv_msg closed them). */
-        cj_fail(err, EPROTO, "sandbox helper stopped answering");
+        /* The answer came, but this process could not take its descriptors
+         * (out of them): the helper is fine, and the sandbox it made dies
+         * once the helper's copies are closed. */
+        lost_fds = n < 0 && errno == EBADMSG;
+        if (lost_fds)
+            cj_fail(err, EMFILE,
+                    "the sandbox's descriptors were lost (is the service out of descriptors?)");
+        else
+            cj_fail(err, EPROTO, "sandbox helper stopped answering");
         n = -1;
     }
-    if (n < 0)
+    if (n < 0 && !lost_fds)
         abandon(l, err->errnum == ETIMEDOUT, err->msg);
     pthread_mutex_unlock(&l->exchange);
+    if (lost_fds)
+        cj_lane_note(l, CJ_FAULT_SPAWN, err->msg);
     if (n < 0)
         return -1;
 
