@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -305,8 +306,19 @@ static int serve(struct cj_config *config, cj_layer_set without)
     return 0;
 }
 
+/* An execution's output is buffered whole (up to 8 MiB). glibc raises its
+ * mmap threshold to the size of the largest block freed, after which such
+ * buffers come from the heaps and stay there: the soak saw the daemon's RSS
+ * grow from 5 to 21 MiB and never come back. A fixed threshold keeps large
+ * buffers in mappings of their own, returned when freed. */
+#define MMAP_THRESHOLD (256 << 10)
+
 int main(int argc, char **argv)
 {
+    if (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1) {
+        log_error("memory", "cannot fix the allocator's mmap threshold");
+        return 1;
+    }
     struct options o = {0};
     if (parse_args(argc, argv, &o) < 0)
         return usage();
