@@ -9,20 +9,20 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from cjprocs import children, descendants, form, free_port, http, own_cgroup_dirs  # noqa: E402
 
 BUILD = os.environ.get("CODEJAIL_BUILD", "")
 # Keys the code before supervision did not know (it refuses unknown keys):
 # CODEJAIL_FAULTS_OLD=1 leaves them out, to see each test fail on that code.
 OLD = os.environ.get("CODEJAIL_FAULTS_OLD") == "1"
 HELPER_TIMEOUT_S = 2
-CGROUP_DIRS = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
 
 PR_SET_CHILD_SUBREAPER = 36
 # Orphans (a sandbox whose helper died) come back here, where they can be
@@ -39,26 +39,6 @@ def wait_for(what, predicate, seconds):
         if time.monotonic() >= deadline:
             pytest.fail(f"not within {seconds} s: {what}")
         time.sleep(0.05)
-
-
-def children(pid):
-    out = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out += [int(p) for p in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def descendants(pid):
-    found, todo = [], [pid]
-    while todo:
-        for child in children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def state(pid):
@@ -96,20 +76,6 @@ def reap_orphans():
             return
 
 
-def own_cgroup_dirs():
-    """Where codejail.<pid> parents are made: beside this process's own
-    groups in each hierarchy."""
-    dirs = set()
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            for c in controllers.split(",") if controllers else [""]:
-                base = "/sys/fs/cgroup/unified" if c == "" else f"/sys/fs/cgroup/{c}"
-                if c in ("", "memory", "pids") and os.path.isdir(base + path):
-                    dirs.add(os.path.normpath(base + path))
-    return sorted(dirs)
-
-
 def cgroup_parents(helper_pids):
     """The codejail.<pid>[.n] parents of the given helpers, in every hierarchy."""
     names = re.compile(r"codejail\.(\d+)(\.\d+)?$")
@@ -131,28 +97,6 @@ def run_dirs():
     """A sandbox's run directory on the host (only where it has no mount
     namespace): /tmp/codejail-XXXXXXXX."""
     return sorted(e for e in os.listdir("/tmp") if re.fullmatch(r"codejail-[a-z0-9_]{8}", e))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method, url, data=None, headers=None, timeout=30):
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-def form(payload):
-    boundary = "codejailfaults"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"payload\"\r\n\r\n"
-            f"{json.dumps(payload)}\r\n--{boundary}--\r\n").encode()
-    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 class Daemon:

@@ -14,18 +14,17 @@ fails when:
   - a killed helper was not replaced.
 """
 import argparse
-import json
 import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from cjprocs import children, descendants, form, free_port, http, own_cgroup_dirs  # noqa: E402
 
 REALTIME_S = 3
 # A request may wait for a helper being replaced (helper_timeout, 10 s by
@@ -52,41 +51,6 @@ PAYLOADS = [
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method, url, data=None, headers=None, timeout=60):
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-def children(pid):
-    out = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out += [int(p) for p in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def descendants(pid):
-    found, todo = [], [pid]
-    while todo:
-        for child in children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def status_kib(pid, field):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -98,22 +62,10 @@ def status_kib(pid, field):
     return 0
 
 
-def cgroup_dirs():
-    dirs = set()
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            for c in controllers.split(",") if controllers else [""]:
-                base = "/sys/fs/cgroup/unified" if c == "" else f"/sys/fs/cgroup/{c}"
-                if c in ("", "memory", "pids") and os.path.isdir(base + path):
-                    dirs.add(os.path.normpath(base + path))
-    return sorted(dirs)
-
-
 def count_cgroups(helper_pids):
     """This daemon's parents and the groups in them."""
     n = 0
-    for d in cgroup_dirs():
+    for d in own_cgroup_dirs():
         for entry in os.listdir(d):
             m = re.match(r"codejail\.(\d+)", entry)
             if m and int(m.group(1)) in helper_pids:
@@ -173,14 +125,6 @@ class Daemon:
         }
 
 
-def form(code):
-    boundary = "codejailsoak"
-    payload = json.dumps({"code": code, "globals_dict": {"x": 16}})
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"payload\"\r\n\r\n"
-            f"{payload}\r\n--{boundary}--\r\n").encode()
-    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -214,7 +158,7 @@ def main():
         wrng = random.Random(seed)
         while not stop.is_set():
             name = wrng.choices(names, weights)[0]
-            body, headers = form(codes[name])
+            body, headers = form({"code": codes[name], "globals_dict": {"x": 16}})
             t0 = time.monotonic()
             try:
                 status, _ = http("POST", d.base + "/api/v0/code-exec", body, headers, timeout=120)
