@@ -158,7 +158,7 @@ static void reap_pid(pid_t pid)
 static int start_helper(struct cj_lane *l, cj_error *err)
 {
     cleanup_close int sock = -1;
-    pid_t pid;
+    pid_t pid = 0;
     if (spawn_helper(l, &sock, &pid, err) < 0)
         return -1;
     cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
