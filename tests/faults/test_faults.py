@@ -191,17 +191,19 @@ def test_helper_cannot_start(daemon, baseline, tmp_path):
     assert_nothing_left(d, baseline)
 
 
-def test_sandboxes_cannot_start(daemon, baseline):
-    """A cgroup limit that makes every sandbox start fail (the parent group
-    allows one process): the lane goes down with the cause, and comes back
-    when the limit is lifted."""
+@pytest.mark.parametrize("knob,broken", [("pids.max", "1"), ("cgroup.max.descendants", "0")])
+def test_sandboxes_cannot_start(daemon, baseline, knob, broken):
+    """The helper's cgroup parent stops taking sandboxes: pids.max 1 (every
+    clone into it fails), or cgroup.max.descendants 0 (no group can be made
+    for a new sandbox). The lane goes down with the cause, requests get a
+    defined answer, and the lane comes back when the limit is lifted."""
     d = daemon({"pool_size": 1})
     plain = d.helper("plain")
-    parents = [p for p in cgroup_parents({plain}) if os.path.exists(p + "/pids.max")]
+    parents = [p for p in cgroup_parents({plain}) if os.path.exists(f"{p}/{knob}")]
     if not parents:
-        pytest.skip("no pids controller")
-    with open(parents[0] + "/pids.max", "w") as f:
-        f.write("1")
+        pytest.skip(f"no cgroup with {knob} here")
+    with open(f"{parents[0]}/{knob}", "w") as f:
+        f.write(broken)
     try:
         for _ in range(3):
             status, _ = d.execute("x = 1", timeout=4 * HELPER_TIMEOUT_S + 30)
@@ -214,7 +216,7 @@ def test_sandboxes_cannot_start(daemon, baseline):
         wait_for("health says the plain lane cannot start sandboxes", unavailable, 30)
         assert d.metric("codejail_lane_up", lane="plain") == 0
     finally:
-        with open(parents[0] + "/pids.max", "w") as f:
+        with open(f"{parents[0]}/{knob}", "w") as f:
             f.write("max")
     wait_for("/health/ answers 200 again", lambda: d.health()[0] == 200, 30)
     executes(d)
