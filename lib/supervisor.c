@@ -12,8 +12,10 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
-/* A helper that lived this long was not dying at once: the back-off starts over. */
-#define STABLE_MS 60000
+/* A helper that lived this long was not dying at once: the back-off starts
+ * over. (At a minute, a soak that killed a helper every minute or so kept
+ * its lane down for up to 26 s: each kill doubled the back-off.) */
+#define STABLE_MS 10000
 /* The loop goes round at least this often, for the liveness answer. */
 #define HEARTBEAT_MS 1000
 
