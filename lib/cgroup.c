@@ -229,7 +229,7 @@ static bool still_named(const char *path, int fd)
  * its groups are removed here. A name whose lock is held belongs to a live
  * instance with the same pid in another PID namespace; a suffix makes ours
  * differ. */
-static int open_parent(const char *dir, int *out, cj_error *err)
+static int open_parent(const char *dir, int *out, int *lock, cj_error *err)
 {
     for (int attempt = 0; attempt < 8; attempt++) {
         char path[PATH_MAX];
@@ -262,7 +262,12 @@ static int open_parent(const char *dir, int *out, cj_error *err)
         if (reused && empty_parent(fd, path, err) < 0)
             return -1;
         sweep_stale_parents(dir, fd);
-        *out = cj_steal_fd(&fd);
+        /* The locked descriptor stays with the helper alone; the one its
+         * launchers inherit and use is another. */
+        *out = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (*out < 0)
+            return cj_fail_errno(err, "open %s", path);
+        *lock = cj_steal_fd(&fd);
         return 0;
     }
     return cj_fail(err, EBUSY, "no free cgroup parent name in %s", dir);
@@ -356,11 +361,17 @@ static int use_mount(struct cj_cgroup_root *root, char *line, cj_error *err)
     char dir[PATH_MAX];
     if (!own_dir_in_mount(mountpoint, mount_root, own, dir, sizeof dir))
         return 0;
-    int fd = -1;
-    if (open_parent(dir, &fd, err) < 0)
+    int fd = -1, lock = -1;
+    if (open_parent(dir, &fd, &lock, err) < 0)
         return -1;
     if (fd < 0)
         return 0;
+    for (int i = 0; i < 3; i++) {
+        if (root->lock_fd[i] < 0) {
+            root->lock_fd[i] = lock;
+            break;
+        }
+    }
     if (v2)
         root->unified_fd = fd;
     if (memory)
@@ -372,7 +383,7 @@ static int use_mount(struct cj_cgroup_root *root, char *line, cj_error *err)
 
 int cj_cgroup_root_open(struct cj_cgroup_root *root, cj_error *err)
 {
-    *root = (struct cj_cgroup_root){.memory_fd = -1, .pids_fd = -1, .unified_fd = -1};
+    *root = CJ_CGROUP_ROOT_NONE;
     cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
     if (!f)
         return cj_fail_errno(err, "open /proc/self/mountinfo");
@@ -450,7 +461,17 @@ void cj_cgroup_root_close(struct cj_cgroup_root *root)
         remove_parent(fds[i]);
         close(fds[i]);
     }
-    *root = (struct cj_cgroup_root){.memory_fd = -1, .pids_fd = -1, .unified_fd = -1};
+    cj_cgroup_root_drop_locks(root);
+    *root = CJ_CGROUP_ROOT_NONE;
+}
+
+void cj_cgroup_root_drop_locks(struct cj_cgroup_root *root)
+{
+    for (int i = 0; i < 3; i++) {
+        if (root->lock_fd[i] >= 0)
+            close(root->lock_fd[i]);
+        root->lock_fd[i] = -1;
+    }
 }
 
 static void remove_groups(const int *fds, int n, const char *name)

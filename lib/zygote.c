@@ -174,7 +174,7 @@ static int probe_layers(struct helper *h, cj_error *err)
     else
         set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_ACTIVE, "profile " CJ_APPARMOR_PROFILE);
 
-    h->cgroups = (struct cj_cgroup_root){-1, -1, -1, false, false};
+    h->cgroups = CJ_CGROUP_ROOT_NONE;
     if (disabled & CJ_LAYER_BIT(CJ_LAYER_CGROUPS))
         ;
     else if (!h->rootful)
@@ -335,8 +335,8 @@ static void close_engine_fds(int fds[ENGINE_FDS])
  * CLONE_INTO_CGROUP; the caller stands in any v1 ones), writes its id maps
  * and lets it set itself up. Returns its pid and fills engine_fds; a
  * process that could not be let go is killed and reaped here. */
-static pid_t clone_sandbox(const struct helper *h, const struct launch_order *order,
-                           const char *cgroup, int engine_fds[ENGINE_FDS], cj_error *err)
+static pid_t clone_sandbox(struct helper *h, const struct launch_order *order, const char *cgroup,
+                           int engine_fds[ENGINE_FDS], cj_error *err)
 {
     cleanup_close int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
     if (self < 0)
@@ -392,8 +392,10 @@ static pid_t clone_sandbox(const struct helper *h, const struct launch_order *or
     if (h->warm)
         cj_python_before_fork();
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
-    if (pid == 0)
+    if (pid == 0) {
+        cj_cgroup_root_drop_locks(&h->cgroups);
         cj_sandbox_init_main(&spec);
+    }
     if (h->warm)
         cj_python_after_fork_parent();
     if (pid < 0) {
@@ -430,12 +432,12 @@ static pid_t clone_sandbox(const struct helper *h, const struct launch_order *or
  * sandbox and hands its descriptors to the helper. Then it stays until the
  * sandbox's init is gone, since the init dies with its parent
  * (PR_SET_PDEATHSIG), as the launcher dies with the helper. */
-static _Noreturn void launcher_main(const struct helper *h, int sock, pid_t helper,
-                                    const char *cgroup)
+static _Noreturn void launcher_main(struct helper *h, int sock, pid_t helper, const char *cgroup)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != helper)
         _exit(1);
     close(h->sock);
+    cj_cgroup_root_drop_locks(&h->cgroups);
     cj_error err = {0};
     int joined = cj_cgroup_attach(&h->cgroups, cgroup, getpid(), true, &err);
     struct launch_order order;
@@ -757,7 +759,7 @@ int cj_zygote_main(int fd)
     static struct helper h;
     cj_error err = {0};
     h.sock = fd;
-    h.cgroups = (struct cj_cgroup_root){-1, -1, -1, false, false};
+    h.cgroups = CJ_CGROUP_ROOT_NONE;
     if (helper_init(&h, &err) < 0) {
         h.hello.ok = 0;
         snprintf(h.hello.error, sizeof h.hello.error, "%s", err.msg);
