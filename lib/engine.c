@@ -289,7 +289,7 @@ static int make_ready_sandbox(void *ctx, struct cj_ready_sandbox *s, cj_error *e
     if (expect_ctl(s, CJ_CTL_READY, SETUP_TIMEOUT_MS, err) < 0) {
         syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
         cj_ready_sandbox_close(s);
-        cj_lane_note(lane, CJ_FAULT_SETUP, err->msg);
+        cj_lane_note(lane, s->generation, CJ_FAULT_SETUP, err->msg);
         return -1;
     }
     cj_lane_note_ready(lane);

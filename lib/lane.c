@@ -39,7 +39,8 @@ struct cj_lane {
     pid_t pid;
     int pidfd;
     bool running;
-    bool killed_hung; /* the coming reap is of a helper killed for missing a deadline */
+    unsigned long generation; /* of the helper: one more at each start */
+    bool killed_hung;         /* the coming reap is of a helper killed for missing a deadline */
     unsigned failures_in_row;
     struct cj_helper_hello hello;
     struct cj_lane_status status;
@@ -185,18 +186,20 @@ static int start_helper(struct cj_lane *l, cj_error *err)
         reap_pid(pid);
         return -1;
     }
+    /* Both locks: a spawn sees the new socket and its generation together. */
     pthread_mutex_lock(&l->exchange);
     l->sock = cj_steal_fd(&sock);
-    pthread_mutex_unlock(&l->exchange);
     pthread_mutex_lock(&l->lock);
     l->pid = pid;
     l->pidfd = cj_steal_fd(&pidfd);
     l->hello = hello;
+    l->generation++;
     l->running = true;
     l->killed_hung = false;
     l->failures_in_row = 0;
     refresh(l);
     pthread_mutex_unlock(&l->lock);
+    pthread_mutex_unlock(&l->exchange);
     return 0;
 }
 
@@ -346,6 +349,10 @@ int cj_lane_spawn(struct cj_lane *l, struct cj_ready_sandbox *s, cj_error *err)
         pthread_mutex_unlock(&l->lock);
         return -1;
     }
+    /* The helper that holds sock (start_helper sets both under exchange). */
+    pthread_mutex_lock(&l->lock);
+    unsigned long generation = l->generation;
+    pthread_mutex_unlock(&l->lock);
     bool lost_fds = false;
     if (cj_send_msg(l->sock, &request, sizeof request, NULL, 0) != (ssize_t)sizeof request)
         cj_fail_errno(err, "ask sandbox helper");
@@ -367,7 +374,7 @@ int cj_lane_spawn(struct cj_lane *l, struct cj_ready_sandbox *s, cj_error *err)
         abandon(l, err->errnum == ETIMEDOUT, err->msg);
     pthread_mutex_unlock(&l->exchange);
     if (lost_fds)
-        cj_lane_note(l, CJ_FAULT_SPAWN, err->msg);
+        cj_lane_note(l, generation, CJ_FAULT_SPAWN, err->msg);
     if (n < 0)
         return -1;
 
@@ -378,16 +385,22 @@ int cj_lane_spawn(struct cj_lane *l, struct cj_ready_sandbox *s, cj_error *err)
             cj_fail(err, EPROTO, "sandbox helper sent %zu descriptors", nfds);
         else
             cj_fail(err, 0, "make sandbox: %s", reply.error);
-        cj_lane_note(l, CJ_FAULT_SPAWN, err->msg);
+        cj_lane_note(l, generation, CJ_FAULT_SPAWN, err->msg);
         return -1;
     }
     s->ctl = fds[0], s->in = fds[1], s->out = fds[2], s->err = fds[3], s->pidfd = fds[4];
+    s->generation = generation;
     return 0;
 }
 
-void cj_lane_note(struct cj_lane *l, enum cj_fault fault, const char *why)
+void cj_lane_note(struct cj_lane *l, unsigned long generation, enum cj_fault fault, const char *why)
 {
     pthread_mutex_lock(&l->lock);
+    if (generation != l->generation || !l->running) {
+        l->status.failures[fault]++;
+        pthread_mutex_unlock(&l->lock);
+        return;
+    }
     count(l, fault, why);
     l->failures_in_row++;
     log_line(l, "warning", "lane %s: sandbox start failed (%s, %u in a row): %s", l->name,

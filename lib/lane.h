@@ -70,8 +70,11 @@ void cj_lane_status(struct cj_lane *lane, struct cj_lane_status *status);
 
 /* Has the helper make a sandbox: the five descriptors, not yet READY. */
 int cj_lane_spawn(struct cj_lane *lane, struct cj_ready_sandbox *s, cj_error *err);
-/* A sandbox start that failed after the helper's answer, or succeeded. */
-void cj_lane_note(struct cj_lane *lane, enum cj_fault fault, const char *why);
+/* A sandbox start that failed after the helper's answer, or succeeded.
+ * generation is the sandbox's: a failure of one made by a helper that has
+ * since been replaced is counted, but says nothing of the new one. */
+void cj_lane_note(struct cj_lane *lane, unsigned long generation, enum cj_fault fault,
+                  const char *why);
 void cj_lane_note_ready(struct cj_lane *lane);
 /* Waits (bounded) until the lane's helper runs; false if it did not. */
 bool cj_lane_wait_running(struct cj_lane *lane, unsigned timeout_ms);

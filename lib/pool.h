@@ -16,12 +16,13 @@
 
 struct cj_ready_sandbox {
     int ctl, in, out, err, pidfd;
-    double setup_ms; /* spawn until READY */
+    double setup_ms;          /* spawn until READY */
+    unsigned long generation; /* of the helper that made it (lane.h) */
 };
 
 #define CJ_READY_SANDBOX_NONE                                                                      \
     {                                                                                              \
-        -1, -1, -1, -1, -1, 0                                                                      \
+        -1, -1, -1, -1, -1, 0, 0                                                                   \
     }
 
 void cj_ready_sandbox_close(struct cj_ready_sandbox *s);
