@@ -42,6 +42,21 @@ static int count_dir(const char *path, const char *prefix)
     return n;
 }
 
+/* Run directories on the host (made only without a mount namespace):
+ * /tmp/codejail-XXXXXXXX, not the other tests' /tmp/codejail-*.XXXXXX. */
+static int count_run_dirs(void)
+{
+    DIR *d = opendir("/tmp");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strncmp(e->d_name, "codejail-", 9) == 0 && strlen(e->d_name) == 17 &&
+             !strchr(e->d_name, '.');
+    closedir(d);
+    return n;
+}
+
 static int count_lines(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -178,7 +193,7 @@ static void test_nothing_left_after_200_executions(void **state)
     (void)state;
     int fds = count_dir("/proc/self/fd", "");
     int mounts = count_lines("/proc/self/mountinfo");
-    int run_dirs = count_dir("/tmp", "codejail-");
+    int run_dirs = count_run_dirs();
 
     run_many(false);
     run_many(true);
@@ -188,7 +203,7 @@ static void test_nothing_left_after_200_executions(void **state)
     assert_int_equal(count_sandbox_processes(), 0);
     assert_int_equal(count_dir("/proc/self/fd", ""), fds);
     assert_int_equal(count_lines("/proc/self/mountinfo"), mounts);
-    assert_int_equal(count_dir("/tmp", "codejail-"), run_dirs);
+    assert_int_equal(count_run_dirs(), run_dirs);
     assert_int_equal(count_our_cgroups(), 0);
 }
 
