@@ -37,16 +37,18 @@ run: build env
 	$(BUILD)/codejaild --profile development --listen 127.0.0.1 --port $(PORT)
 
 # Unit and engine tests (sanitizer build), then the sandbox's integration
-# tests against both builds and the API tests against the daemon (pool on and
-# off, and every allow and deny test again behind the LMS's prolog), each
-# inside a network namespace of its own with only loopback up; then each
-# libFuzzer target for a bounded number of runs.
+# tests against both builds, the API tests against the daemon (pool on and
+# off, and every allow and deny test again behind the LMS's prolog) and the
+# fault-injection tests (helpers killed and stopped, the daemon killed,
+# resources exhausted), each inside a network namespace of its own with only
+# loopback up; then each libFuzzer target for a bounded number of runs.
 test: build build-test env check-format
 	unshare --net sh -c 'ip link set lo up && cd $(TESTBUILD) && ctest --output-on-failure'
 	tests/run-integration.sh $(CURDIR)/$(TESTBUILD) $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh --pool-off $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh --lms-prolog $(CURDIR)/$(BUILD) -- -k 'deny or allow'
+	CODEJAIL_ENV_DIR=$(ENV_DIR) tests/run-fault-tests.sh $(CURDIR)/$(BUILD)
 	tests/run-fuzz.sh -runs=$(FUZZ_RUNS)
 
 format:
@@ -64,12 +66,20 @@ clean:
 bench: build env
 	unshare --net sh -c 'ip link set lo up && /usr/bin/python3 tests/bench/codejail_bench.py --build $(BUILD) --out $(BUILD)/bench --env $(ENV_DIR)'
 
+# The soak: SOAK_S seconds (default 600) of mixed load with sandbox helpers
+# killed at random, sampled every 5 s; fails on growth that does not come
+# back after the load, on a 5xx no injected fault explains, on a request
+# that waited past its limit. Table and chart in $(BUILD)/soak/.
+SOAK_S ?= 600
+soak: build env
+	unshare --net --mount sh -c 'ip link set lo up && SOAK_S=$(SOAK_S) /usr/bin/python3 tests/soak/codejail_soak.py --build $(BUILD) --out $(BUILD)/soak'
+
 # ---- Deployment: container image, Podman, Helm chart, kind ------------------
 IMAGE           ?= codejail:latest
 BASE_IMAGE      ?= localhost/codejail-base:bookworm
 KIND_NODE_IMAGE ?= kindest/node:v1.33.1
 
-.PHONY: bench base-image image podman-run check-deploy container-test kind-test
+.PHONY: bench soak base-image image podman-run check-deploy container-test kind-test
 
 # A Debian 12 base image made with debootstrap from this machine's apt mirror
 # (root, once); `make image` makes it itself when it is missing. Where a

@@ -10,7 +10,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -206,54 +208,69 @@ static int own_dir_in_mount(const char *mountpoint, const char *mount_root, cons
     return snprintf(out, size, "%s%s", mountpoint, rel) < (int)size;
 }
 
-/* Removes the empty groups a crashed run with our pid left in a reused
- * parent, so that their names can be created again. Groups that still hold
- * processes are left alone. */
-static int remove_stale_groups(int parent_fd, const char *path, cj_error *err)
+static int empty_parent(int parent_fd, const char *path, cj_error *err);
+static void sweep_stale_parents(const char *dir, int own_fd);
+
+/* Whether the directory at `path` is the one open as fd. */
+static bool still_named(const char *path, int fd)
 {
-    int fd = openat(parent_fd, ".", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cj_fail_errno(err, "open %s", path);
-    cleanup_dir DIR *dir = fdopendir(fd);
-    if (!dir) {
-        close(fd);
-        return cj_fail_errno(err, "opendir %s", path);
-    }
-    struct dirent *entry;
-    while ((errno = 0, entry = readdir(dir)) != NULL) {
-        if (entry->d_type != DT_DIR || strcmp(entry->d_name, ".") == 0 ||
-            strcmp(entry->d_name, "..") == 0)
-            continue;
-        if (unlinkat(parent_fd, entry->d_name, AT_REMOVEDIR) < 0 && errno != EBUSY)
-            return cj_fail_errno(err, "rmdir %s/%s", path, entry->d_name);
-    }
-    if (errno != 0)
-        return cj_fail_errno(err, "readdir %s", path);
-    return 0;
+    struct stat named, open;
+    return stat(path, &named) == 0 && fstat(fd, &open) == 0 && named.st_dev == open.st_dev &&
+           named.st_ino == open.st_ino;
 }
 
-/* Makes and opens <dir>/codejail.<pid>. Leaves *out at -1 when the caller may
- * not write the hierarchy (rootless, read-only mount): that is not an error. */
-static int open_parent(const char *dir, int *out, cj_error *err)
+/* Makes, opens and locks <dir>/codejail.<pid>. Leaves *out at -1 when the
+ * caller may not write the hierarchy (rootless, read-only mount): that is
+ * not an error.
+ *
+ * The parent stays locked (flock) for as long as a process of this instance
+ * has it open (the helper, its launchers): a parent whose lock can be taken
+ * belongs to an instance that is gone, whatever PID namespace it ran in, and
+ * its groups are removed here. A name whose lock is held belongs to a live
+ * instance with the same pid in another PID namespace; a suffix makes ours
+ * differ. */
+static int open_parent(const char *dir, int *out, int *lock, cj_error *err)
 {
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/codejail.%d", dir, (int)getpid()) >= (int)sizeof path)
-        return cj_fail(err, ENAMETOOLONG, "cgroup path too long: %s", dir);
-    bool reused = false;
-    if (mkdir(path, 0755) < 0) {
-        if (errno == EACCES || errno == EPERM || errno == EROFS)
-            return 0;
-        if (errno != EEXIST)
-            return cj_fail_errno(err, "mkdir %s", path);
-        reused = true;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        char path[PATH_MAX];
+        int len =
+            attempt ? snprintf(path, sizeof path, "%s/codejail.%d.%d", dir, (int)getpid(), attempt)
+                    : snprintf(path, sizeof path, "%s/codejail.%d", dir, (int)getpid());
+        if (len >= (int)sizeof path)
+            return cj_fail(err, ENAMETOOLONG, "cgroup path too long: %s", dir);
+        bool reused = false;
+        if (mkdir(path, 0755) < 0) {
+            if (errno == EACCES || errno == EPERM || errno == EROFS)
+                return 0;
+            if (errno != EEXIST)
+                return cj_fail_errno(err, "mkdir %s", path);
+            reused = true;
+        }
+        cleanup_close int fd = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno != ENOENT)
+            return cj_fail_errno(err, "open %s", path);
+        if (fd < 0)
+            continue; /* swept away by another instance's start: made again */
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            if (errno != EWOULDBLOCK)
+                return cj_fail_errno(err, "lock %s", path);
+            continue;
+        }
+        /* Another instance's start may have swept it between mkdir and flock. */
+        if (!still_named(path, fd))
+            continue;
+        if (reused && empty_parent(fd, path, err) < 0)
+            return -1;
+        sweep_stale_parents(dir, fd);
+        /* The locked descriptor stays with the helper alone; the one its
+         * launchers inherit and use is another. */
+        *out = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (*out < 0)
+            return cj_fail_errno(err, "open %s", path);
+        *lock = cj_steal_fd(&fd);
+        return 0;
     }
-    cleanup_close int fd = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cj_fail_errno(err, "open %s", path);
-    if (reused && remove_stale_groups(fd, path, err) < 0)
-        return -1;
-    *out = cj_steal_fd(&fd);
-    return 0;
+    return cj_fail(err, EBUSY, "no free cgroup parent name in %s", dir);
 }
 
 /* The cgroup2 parent hands a controller to its children only once it is
@@ -344,11 +361,17 @@ static int use_mount(struct cj_cgroup_root *root, char *line, cj_error *err)
     char dir[PATH_MAX];
     if (!own_dir_in_mount(mountpoint, mount_root, own, dir, sizeof dir))
         return 0;
-    int fd = -1;
-    if (open_parent(dir, &fd, err) < 0)
+    int fd = -1, lock = -1;
+    if (open_parent(dir, &fd, &lock, err) < 0)
         return -1;
     if (fd < 0)
         return 0;
+    for (int i = 0; i < 3; i++) {
+        if (root->lock_fd[i] < 0) {
+            root->lock_fd[i] = lock;
+            break;
+        }
+    }
     if (v2)
         root->unified_fd = fd;
     if (memory)
@@ -360,7 +383,7 @@ static int use_mount(struct cj_cgroup_root *root, char *line, cj_error *err)
 
 int cj_cgroup_root_open(struct cj_cgroup_root *root, cj_error *err)
 {
-    *root = (struct cj_cgroup_root){.memory_fd = -1, .pids_fd = -1, .unified_fd = -1};
+    *root = CJ_CGROUP_ROOT_NONE;
     cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
     if (!f)
         return cj_fail_errno(err, "open /proc/self/mountinfo");
@@ -438,7 +461,17 @@ void cj_cgroup_root_close(struct cj_cgroup_root *root)
         remove_parent(fds[i]);
         close(fds[i]);
     }
-    *root = (struct cj_cgroup_root){.memory_fd = -1, .pids_fd = -1, .unified_fd = -1};
+    cj_cgroup_root_drop_locks(root);
+    *root = CJ_CGROUP_ROOT_NONE;
+}
+
+void cj_cgroup_root_drop_locks(struct cj_cgroup_root *root)
+{
+    for (int i = 0; i < 3; i++) {
+        if (root->lock_fd[i] >= 0)
+            close(root->lock_fd[i]);
+        root->lock_fd[i] = -1;
+    }
 }
 
 static void remove_groups(const int *fds, int n, const char *name)
@@ -691,4 +724,89 @@ int cj_cgroup_destroy(const struct cj_cgroup_root *root, const char *name, cj_er
         }
     }
     return rc;
+}
+
+/* ---- what instances that are gone left behind ---- */
+
+/* Kills whatever is left in each group below a parent that no live instance
+ * holds, and removes the groups. */
+static int empty_parent(int parent_fd, const char *path, cj_error *err)
+{
+    int fd = openat(parent_fd, ".", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cj_fail_errno(err, "open %s", path);
+    cleanup_dir DIR *dir = fdopendir(fd);
+    if (!dir) {
+        close(fd);
+        return cj_fail_errno(err, "opendir %s", path);
+    }
+    struct dirent *entry;
+    while ((errno = 0, entry = readdir(dir)) != NULL) {
+        if (entry->d_type != DT_DIR || strcmp(entry->d_name, ".") == 0 ||
+            strcmp(entry->d_name, "..") == 0)
+            continue;
+        if (kill_by_list(parent_fd, entry->d_name, now_ms() + KILL_TIMEOUT_MS, err) < 0)
+            return cj_error_prefix(err, "stale cgroup");
+        if (unlinkat(parent_fd, entry->d_name, AT_REMOVEDIR) < 0)
+            return cj_fail_errno(err, "rmdir %s/%s", path, entry->d_name);
+    }
+    if (errno != 0)
+        return cj_fail_errno(err, "readdir %s", path);
+    return 0;
+}
+
+/* Instances from before parents were locked hold no lock: one whose helper
+ * (named in the parent's name) still runs in this PID namespace, and is not
+ * a zombie, is alive. */
+static bool unlocked_owner_runs(const char *name)
+{
+    char *end;
+    long pid = strtol(name + strlen("codejail."), &end, 10);
+    if (pid <= 0 || (*end && *end != '.'))
+        return false;
+    char path[64], stat[128] = "";
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, stat, sizeof stat - 1);
+    if (n <= 0)
+        return false;
+    /* "<pid> (<comm, cut to 15 characters>) <state> ..." */
+    static const char helper[] = " (codejail-sandbo) ";
+    const char *comm = strchr(stat, ' ');
+    return comm && strncmp(comm, helper, strlen(helper)) == 0 && comm[strlen(helper)] != 'Z';
+}
+
+/* Removes the codejail.* parents beside ours whose lock nobody holds. What
+ * cannot be removed is reported and left: it must not stop this start. */
+static void sweep_stale_parents(const char *path, int own_fd)
+{
+    int fd = openat(own_fd, "..", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "codejail: stale cgroups in %s: %s\n", path, strerror(errno));
+        return;
+    }
+    cleanup_dir DIR *dir = fdopendir(fd);
+    if (!dir) {
+        fprintf(stderr, "codejail: stale cgroups in %s: %s\n", path, strerror(errno));
+        close(fd);
+        return;
+    }
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_type != DT_DIR || strncmp(entry->d_name, "codejail.", 9) != 0)
+            continue;
+        cleanup_close int stale = openat(fd, entry->d_name, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        /* Held (ours too: flock is per open file): a live instance's. */
+        if (stale < 0 || flock(stale, LOCK_EX | LOCK_NB) < 0 || unlocked_owner_runs(entry->d_name))
+            continue;
+        char name[PATH_MAX + NAME_MAX + 2];
+        snprintf(name, sizeof name, "%s/%s", path, entry->d_name);
+        cj_error err = {0};
+        if (empty_parent(stale, name, &err) < 0)
+            fprintf(stderr, "codejail: %s\n", err.msg);
+        else if (unlinkat(fd, entry->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+            fprintf(stderr, "codejail: rmdir stale cgroup %s: %s\n", name, strerror(errno));
+        else
+            fprintf(stderr, "codejail: removed stale cgroup %s\n", name);
+    }
 }

@@ -8,7 +8,9 @@
  * "codejail.<pid of the caller>" are made beside the caller's own cgroup in
  * each hierarchy (so a container's delegated subtree is used); a hierarchy the
  * caller cannot write is skipped, and the layer is unavailable when none is
- * usable. All files are reached through directory fds opened at
+ * usable. Each parent is locked (flock) by its helper: a parent whose lock
+ * is free belongs to an instance that is gone, and the next start removes
+ * it with what is left in it. All files are reached through directory fds opened at
  * cj_cgroup_root_open(), so the caller may pivot its root afterwards. */
 #ifndef CODEJAIL_CGROUP_H
 #define CODEJAIL_CGROUP_H
@@ -25,7 +27,16 @@ struct cj_cgroup_root {
     int unified_fd; /* parent dir in the cgroup2 hierarchy, or -1 */
     bool memory_v2; /* memory_fd is in cgroup2 (memory.max) rather than v1 */
     bool pids_v2;
+    /* The parents' locks (flock, one per hierarchy): held by the helper
+     * alone, so that they go when it does (see cj_cgroup_root_drop_locks). */
+    int lock_fd[3];
 };
+
+#define CJ_CGROUP_ROOT_NONE                                                                        \
+    (struct cj_cgroup_root)                                                                        \
+    {                                                                                              \
+        .memory_fd = -1, .pids_fd = -1, .unified_fd = -1, .lock_fd = {-1, -1, -1},                 \
+    }
 
 /* Finds the hierarchies in /proc/self/mountinfo and /proc/self/cgroup and
  * creates the parents. Returns 0 with every fd -1 when the host offers no
@@ -40,6 +51,10 @@ bool cj_cgroup_root_limits(const struct cj_cgroup_root *root);
 bool cj_cgroup_root_v1(const struct cj_cgroup_root *root);
 /* Removes the parents (they must be empty) and closes the fds. */
 void cj_cgroup_root_close(struct cj_cgroup_root *root);
+/* In a process forked from the one that opened root (a launcher, a
+ * sandbox's init): lets go of its copies of the locks, so that a parent is
+ * seen as stale as soon as its helper is gone, whatever else still dies. */
+void cj_cgroup_root_drop_locks(struct cj_cgroup_root *root);
 
 /* Creates group `name` in each usable hierarchy, with memory limit
  * memory_bytes and pids limit pids_max (0: leave that limit unset). */

@@ -76,14 +76,20 @@ static int get_uint(const struct loader *l, const char *key, const json_t *value
     return 0;
 }
 
-static int get_unsigned(const struct loader *l, const char *key, const json_t *value, unsigned min,
-                        unsigned *out)
+static int get_bounded(const struct loader *l, const char *key, const json_t *value, unsigned min,
+                       unsigned max, unsigned *out)
 {
     uint64_t v = 0;
-    if (get_uint(l, key, value, min, UINT_MAX, &v) < 0)
+    if (get_uint(l, key, value, min, max, &v) < 0)
         return -1;
     *out = (unsigned)v;
     return 0;
+}
+
+static int get_unsigned(const struct loader *l, const char *key, const json_t *value, unsigned min,
+                        unsigned *out)
+{
+    return get_bounded(l, key, value, min, UINT_MAX, out);
 }
 
 static int get_bool(const struct loader *l, const char *key, const json_t *value, bool *out)
@@ -193,6 +199,8 @@ static int set_defaults(struct cj_config *c, enum cj_profile profile, cj_error *
         /* Production serves courses: a sandbox without the Open edX
          * packages is unhealthy there, not silently broken. */
         .required_modules = strdup(dev ? "" : CJ_OPENEDX_MODULES),
+        .selfcheck_interval_s = 300,
+        .helper_timeout_s = 10,
     };
     if (!c->listen || !c->preimport || !c->required_modules)
         return cj_fail(err, ENOMEM, "configuration: out of memory");
@@ -307,7 +315,8 @@ static int apply_layers(const struct loader *l, const json_t *value, cj_layer_se
 static const char *const known_keys =
     "profile, listen, port, enabled, required_layers, egress_probe, limits, limit_overrides, "
     "max_concurrency, queue_size, max_body_bytes, max_fields, connection_timeout, pool_size, "
-    "warm, preimport, required_modules, env_dir, uid_base, tmp_size, max_output_bytes, log_code";
+    "warm, preimport, required_modules, env_dir, uid_base, tmp_size, max_output_bytes, log_code, "
+    "selfcheck_interval, helper_timeout";
 
 static int apply_key(const struct loader *l, const char *key, const json_t *v, struct cj_config *c)
 {
@@ -353,6 +362,11 @@ static int apply_key(const struct loader *l, const char *key, const json_t *v, s
         return get_unsigned(l, key, v, 1, &c->connection_timeout_s);
     if (strcmp(key, "pool_size") == 0)
         return get_unsigned(l, key, v, 0, &c->pool_size);
+    if (strcmp(key, "selfcheck_interval") == 0)
+        return get_bounded(l, key, v, 0, 86400, &c->selfcheck_interval_s);
+    if (strcmp(key, "helper_timeout") == 0)
+        /* bounded so that it fits in milliseconds */
+        return get_bounded(l, key, v, 1, 3600, &c->helper_timeout_s);
     if (strcmp(key, "warm") == 0)
         return get_bool(l, key, v, &c->warm);
     if (strcmp(key, "preimport") == 0) {

@@ -46,14 +46,17 @@ struct cj_config {
     unsigned max_fields;      /* form fields (files are counted apart) */
     size_t max_output_bytes;  /* the globals an execution leaves behind */
     unsigned connection_timeout_s;
-    unsigned pool_size;     /* pre-started sandboxes (0: none) */
-    bool warm;              /* fork sandboxes from one started interpreter */
-    char *preimport;        /* modules imported once in warm mode, comma-separated */
-    char *required_modules; /* must import in the sandbox, comma-separated ("": none) */
-    char *env_dir;          /* NULL: build default */
-    uint32_t uid_base;      /* 0: engine default */
-    uint64_t tmp_size;      /* 0: engine default */
-    bool log_code;          /* debug: log code and globals (never in production) */
+    unsigned pool_size;            /* pre-started sandboxes (0: none) */
+    bool warm;                     /* fork sandboxes from one started interpreter */
+    char *preimport;               /* modules imported once in warm mode, comma-separated */
+    char *required_modules;        /* must import in the sandbox, comma-separated ("": none) */
+    char *env_dir;                 /* NULL: build default */
+    uint32_t uid_base;             /* 0: engine default */
+    uint64_t tmp_size;             /* 0: engine default */
+    bool log_code;                 /* debug: log code and globals (never in production) */
+    unsigned selfcheck_interval_s; /* safety check re-run period (0: only at start and
+                                      after a helper was replaced) */
+    unsigned helper_timeout_s;     /* a helper slower than this to answer is replaced */
 };
 
 /* Defaults for the profile, then the file (NULL: none), then the

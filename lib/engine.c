@@ -4,14 +4,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,8 +17,10 @@
 #include "cleanup.h"
 #include "fdpass.h"
 #include "jsonstr.h"
+#include "lane.h"
 #include "pool.h"
 #include "protocol.h"
+#include "supervisor.h"
 
 #define DEFAULT_UID_BASE    2000000000u
 #define DEFAULT_UID_COUNT   1025u
@@ -31,21 +30,24 @@
 #define SETUP_TIMEOUT_MS 30000
 /* After SIGKILL, the sandbox's descriptors close as the kernel tears it down. */
 #define KILL_GRACE_MS 5000
-
-/* One sandbox helper and its pool. */
-struct lane {
-    int sock;
-    pid_t helper;
-    pthread_mutex_t lock; /* one spawn request and reply at a time */
-    struct cj_helper_hello hello;
-    struct cj_pool *pool; /* NULL: every sandbox made on demand */
-};
+/* A helper answers a sandbox request in milliseconds; one that takes this
+ * long is stopped or deadlocked, and is replaced. */
+#define HELPER_TIMEOUT_MS 10000
+/* A new helper may import large modules before it says hello. */
+#define START_TIMEOUT_MS 60000
 
 enum { LANE_PLAIN, LANE_PREIMPORT, MAX_LANES };
 
+static const char *const lane_names[MAX_LANES] = {"plain", "preimport"};
+
 struct cj_engine {
-    struct lane lanes[MAX_LANES];
+    struct cj_lane *lanes[MAX_LANES];
+    struct cj_pool *pools[MAX_LANES]; /* NULL: every sandbox made on demand */
     unsigned n_lanes;
+    struct cj_supervisor *supervisor;
+    unsigned restart_wait_ms; /* how long a request waits for a helper being replaced */
+    cj_restart_fn on_restart;
+    void *on_restart_ctx;
     /* Top-level names of the pre-imported modules: code that mentions one
      * goes to the pre-import lane. */
     char triggers[512];
@@ -80,61 +82,14 @@ static int helper_path(const struct cj_engine_config *config, char *out, size_t 
     return 0;
 }
 
-static int start_helper(struct lane *e, const char *path, cj_error *err)
+/* A new helper's pool starts refilling at once, and whoever asked is told. */
+static void lane_restarted(void *ctx, unsigned lane)
 {
-    int pair[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
-        return cj_fail_errno(err, "socketpair");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pair[1], 3);
-    /* Descriptors the caller leaked without close-on-exec stay out. */
-    posix_spawn_file_actions_addclosefrom_np(&actions, 4);
-    char *const argv[] = {(char *)path, NULL};
-    char *const envp[] = {NULL};
-    int rc = posix_spawn(&e->helper, path, &actions, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&actions);
-    close(pair[1]);
-    if (rc != 0) {
-        close(pair[0]);
-        errno = rc;
-        return cj_fail_errno(err, "start %s", path);
-    }
-    e->sock = pair[0];
-    return 0;
-}
-
-static int start_lane(struct lane *lane, const char *path, const struct cj_helper_config *hc,
-                      unsigned pool_size, cj_error *err)
-{
-    lane->sock = -1;
-    pthread_mutex_init(&lane->lock, NULL);
-    if (start_helper(lane, path, err) < 0)
-        return -1;
-    ssize_t n = -1;
-    if (cj_send_msg(lane->sock, hc, sizeof *hc, NULL, 0) == (ssize_t)sizeof *hc)
-        n = cj_recv_msg(lane->sock, &lane->hello, sizeof lane->hello, NULL, NULL);
-    if (n != (ssize_t)sizeof lane->hello)
-        return cj_fail(err, EPROTO, "sandbox helper %s did not start", path);
-    lane->hello.error[sizeof lane->hello.error - 1] = '\0';
-    if (!lane->hello.ok)
-        return cj_fail(err, 0, "sandbox helper: %s", lane->hello.error);
-    if (pool_size && cj_pool_start(pool_size, make_ready_sandbox, lane, &lane->pool, err) < 0)
-        return -1;
-    return 0;
-}
-
-static void stop_lane(struct lane *lane)
-{
-    cj_pool_stop(lane->pool);
-    if (lane->sock >= 0)
-        close(lane->sock); /* the helper kills its sandboxes and exits */
-    if (lane->helper > 0) {
-        int status;
-        while (waitpid(lane->helper, &status, 0) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_mutex_destroy(&lane->lock);
+    struct cj_engine *e = ctx;
+    if (e->pools[lane])
+        cj_pool_wake(e->pools[lane]);
+    if (e->on_restart)
+        e->on_restart(e->on_restart_ctx, lane);
 }
 
 /* "numpy,scipy.linalg" -> " numpy scipy " (top-level names, space-delimited). */
@@ -182,6 +137,10 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
         return cj_fail_errno(err, "allocate engine");
     e->stdout_cap = config->stdout_cap ? config->stdout_cap : CJ_STDOUT_CAP_DEFAULT;
     e->stderr_cap = config->stderr_cap ? config->stderr_cap : CJ_STDERR_CAP_DEFAULT;
+    unsigned timeout_ms = config->helper_timeout_ms ? config->helper_timeout_ms : HELPER_TIMEOUT_MS;
+    /* Long enough for a replacement to start, bounded by the exchange that
+     * found it gone. */
+    e->restart_wait_ms = timeout_ms;
     if (preimport_triggers(preimport, e->triggers, sizeof e->triggers, err) < 0) {
         free(e);
         return -1;
@@ -198,12 +157,28 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
             cj_engine_stop(e);
             return -1;
         }
-        if (start_lane(&e->lanes[i], path, &hc, config->pool_size, err) < 0) {
+        struct cj_lane_config lc = {
+            .name = lane_names[i],
+            .helper_path = path,
+            .helper = &hc,
+            .exchange_timeout_ms = timeout_ms,
+            .start_timeout_ms = START_TIMEOUT_MS,
+            .log = config->log,
+            .log_ctx = config->log_ctx,
+        };
+        if (cj_lane_start(&lc, &e->lanes[i], err) < 0 ||
+            (config->pool_size && cj_pool_start(config->pool_size, make_ready_sandbox, e->lanes[i],
+                                                &e->pools[i], err) < 0)) {
             e->n_lanes = i + 1;
             cj_engine_stop(e);
             return -1;
         }
     }
+    if (cj_supervisor_start(e->lanes, e->n_lanes, &e->supervisor, err) < 0) {
+        cj_engine_stop(e);
+        return -1;
+    }
+    cj_supervisor_on_restart(e->supervisor, lane_restarted, e);
     *engine = e;
     return 0;
 }
@@ -212,8 +187,13 @@ void cj_engine_stop(struct cj_engine *e)
 {
     if (!e)
         return;
+    /* The pools first: they ask the helpers for sandboxes. Then the
+     * supervisor, which shuts the lanes' helpers down. */
     for (unsigned i = 0; i < e->n_lanes; i++)
-        stop_lane(&e->lanes[i]);
+        cj_pool_stop(e->pools[i]);
+    cj_supervisor_stop(e->supervisor);
+    for (unsigned i = 0; i < e->n_lanes; i++)
+        cj_lane_stop(e->lanes[i]);
     free(e);
 }
 
@@ -222,56 +202,53 @@ unsigned cj_engine_lanes(const struct cj_engine *e)
     return e->n_lanes;
 }
 
-void cj_engine_layers(const struct cj_engine *e, struct cj_layer_report *report)
+const char *cj_engine_lane_name(const struct cj_engine *e, unsigned lane)
+{
+    return cj_lane_name(e->lanes[lane]);
+}
+
+void cj_engine_lane_status(struct cj_engine *e, unsigned lane, struct cj_lane_status *status)
+{
+    cj_lane_status(e->lanes[lane], status);
+}
+
+void cj_engine_on_restart(struct cj_engine *e, cj_restart_fn fn, void *ctx)
+{
+    e->on_restart = fn;
+    e->on_restart_ctx = ctx;
+    /* Registered again: the supervisor's lock orders the two stores above
+     * before its next read of them. */
+    cj_supervisor_on_restart(e->supervisor, lane_restarted, e);
+}
+
+double cj_engine_heartbeat_age(struct cj_engine *e)
+{
+    return cj_supervisor_heartbeat_age(e->supervisor);
+}
+
+void cj_engine_layers(struct cj_engine *e, struct cj_layer_report *report)
 {
     /* Every lane's helper probes the same host with the same settings; a
      * layer counts as active only if it is in all of them. */
-    const struct cj_helper_hello *first = &e->lanes[0].hello;
+    struct cj_helper_hello hello[MAX_LANES];
+    for (unsigned l = 0; l < e->n_lanes; l++)
+        cj_lane_hello(e->lanes[l], &hello[l]);
     for (int i = 0; i < CJ_LAYER_COUNT; i++) {
-        report->state[i] = (enum cj_layer_state)first->state[i];
+        report->state[i] = (enum cj_layer_state)hello[0].state[i];
         for (unsigned l = 1; l < e->n_lanes; l++) {
-            if (e->lanes[l].hello.state[i] != first->state[i])
+            if (hello[l].state[i] != hello[0].state[i])
                 report->state[i] = CJ_LAYER_FAILED;
         }
-        memcpy(report->detail[i], first->detail[i], sizeof report->detail[i]);
+        memcpy(report->detail[i], hello[0].detail[i], sizeof report->detail[i]);
         report->detail[i][sizeof report->detail[i] - 1] = '\0';
     }
-    report->rootful = first->rootful;
+    report->rootful = hello[0].rootful;
 }
 
 void cj_exec_result_free(struct cj_exec_result *result)
 {
     cj_buf_free(&result->out);
     cj_buf_free(&result->err);
-}
-
-static int spawn_sandbox(struct lane *e, struct cj_ready_sandbox *s, cj_error *err)
-{
-    struct cj_spawn_request request = {.type = CJ_SPAWN};
-    struct cj_spawn_reply reply;
-    int fds[5];
-    size_t nfds = 5;
-    ssize_t n;
-
-    pthread_mutex_lock(&e->lock);
-    if (cj_send_msg(e->sock, &request, sizeof request, NULL, 0) != (ssize_t)sizeof request)
-        n = -1;
-    else
-        n = cj_recv_msg(e->sock, &reply, sizeof reply, fds, &nfds);
-    pthread_mutex_unlock(&e->lock);
-
-    if (n != (ssize_t)sizeof reply)
-        return cj_fail(err, EPROTO, "sandbox helper stopped answering");
-    reply.error[sizeof reply.error - 1] = '\0';
-    if (!reply.ok)
-        return cj_fail(err, 0, "make sandbox: %s", reply.error);
-    if (nfds != 5) {
-        for (size_t i = 0; i < nfds; i++)
-            close(fds[i]);
-        return cj_fail(err, EPROTO, "sandbox helper sent %zu descriptors", nfds);
-    }
-    s->ctl = fds[0], s->in = fds[1], s->out = fds[2], s->err = fds[3], s->pidfd = fds[4];
-    return 0;
 }
 
 /* Waits for one ctl message of the expected type (or FAILED). */
@@ -305,15 +282,17 @@ static int expect_ctl(struct cj_ready_sandbox *s, enum cj_ctl_type type, int tim
 /* Makes a sandbox and waits until every layer is up (the pool's fill). */
 static int make_ready_sandbox(void *ctx, struct cj_ready_sandbox *s, cj_error *err)
 {
-    struct lane *e = ctx;
+    struct cj_lane *lane = ctx;
     double start = now_ms();
-    if (spawn_sandbox(e, s, err) < 0)
+    if (cj_lane_spawn(lane, s, err) < 0)
         return -1;
     if (expect_ctl(s, CJ_CTL_READY, SETUP_TIMEOUT_MS, err) < 0) {
         syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
         cj_ready_sandbox_close(s);
+        cj_lane_note(lane, s->generation, CJ_FAULT_SETUP, err->msg);
         return -1;
     }
+    cj_lane_note_ready(lane);
     s->setup_ms = now_ms() - start;
     return 0;
 }
@@ -524,11 +503,11 @@ static int run_io(struct cj_ready_sandbox *s, const struct cj_buf *in,
         }
     }
     res->run_ms = now_ms() - start;
-    if (!exited) {
-        if (!killed)
-            return cj_fail(err, EPROTO, "sandbox init died without reporting a status");
+    /* An init that died without a word was killed (by its helper's death,
+     * an operator, the OOM killer): the code gets what a kill gives. */
+    if (!exited)
         res->status = -SIGKILL;
-    } else if (res->timed_out)
+    else if (res->timed_out)
         res->status = -SIGKILL;
     else if (WIFEXITED(wait_status))
         res->status = WEXITSTATUS(wait_status);
@@ -588,16 +567,26 @@ int cj_engine_execute(struct cj_engine *e, const struct cj_exec_request *request
     if (build_stdin(request, &in, err) < 0)
         return -1;
 
-    struct lane *lane = &e->lanes[pick_lane(e, request)];
+    unsigned lane = pick_lane(e, request);
     struct cj_ready_sandbox s = CJ_READY_SANDBOX_NONE;
     int rc = -1;
-    if (!(lane->pool && take_live(lane->pool, &s)) && make_ready_sandbox(lane, &s, err) < 0)
-        goto out;
-    res->setup_ms = s.setup_ms;
-    if (send_dispatch(&s, request, err) < 0)
-        goto out;
-    rc = run_io(&s, &in, &request->limits, res, err);
-out:
+    /* A sandbox lost before the code was handed over (its helper died or
+     * hung, it died setting up) is replaced once, after waiting for a
+     * helper being replaced; the code has not run, so nobody can tell. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt && !cj_lane_wait_running(e->lanes[lane], e->restart_wait_ms))
+            break;
+        if ((e->pools[lane] && take_live(e->pools[lane], &s)) ||
+            make_ready_sandbox(e->lanes[lane], &s, err) == 0) {
+            if (send_dispatch(&s, request, err) == 0) {
+                res->setup_ms = s.setup_ms;
+                rc = run_io(&s, &in, &request->limits, res, err);
+                break;
+            }
+            kill_sandbox(&s);
+            cj_ready_sandbox_close(&s);
+        }
+    }
     if (rc < 0 && s.pidfd >= 0)
         kill_sandbox(&s);
     cj_ready_sandbox_close(&s);
@@ -610,6 +599,6 @@ unsigned cj_engine_pool_ready(struct cj_engine *e)
 {
     unsigned ready = 0;
     for (unsigned i = 0; i < e->n_lanes; i++)
-        ready += e->lanes[i].pool ? cj_pool_ready(e->lanes[i].pool) : 0;
+        ready += e->pools[i] ? cj_pool_ready(e->pools[i]) : 0;
     return ready;
 }

@@ -41,7 +41,7 @@
  * the client to wait longer than a second would only add latency. */
 #define RETRY_AFTER_S "1"
 
-enum route { ROUTE_CODE_EXEC, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_NOT_FOUND };
+enum route { ROUTE_CODE_EXEC, ROUTE_HEALTH, ROUTE_LIVE, ROUTE_METRICS, ROUTE_NOT_FOUND };
 
 /* Where a request is: about to be answered without a body, reading its
  * body, waiting for or in an execution (connection suspended), or answered. */
@@ -92,6 +92,7 @@ struct cj_http {
     void *execute_ctx;
     bool external_loop;
     bool selfcheck_ok;
+    struct cj_health *health; /* NULL: selfcheck_ok and health_body, fixed at start */
     char *health_body;
     size_t health_len;
     struct cj_metrics *metrics;
@@ -517,7 +518,7 @@ static enum MHD_Result body_done(struct cj_http *h, struct request *r)
     if (!h->config->enabled)
         return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "disabled.feature_switch",
                           "Codejail service not enabled", NULL);
-    if (!h->selfcheck_ok)
+    if (h->health ? !cj_health_execution_allowed(h->health) : !h->selfcheck_ok)
         return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "disabled.safety_checks_failed",
                           "Codejail service is not correctly configured", NULL);
     struct cj_form_refusal refusal;
@@ -568,6 +569,8 @@ static enum route route_of(const char *url)
         return ROUTE_HEALTH;
     if (strcmp(url, "/metrics") == 0)
         return ROUTE_METRICS;
+    if (strcmp(url, "/health/live") == 0 || strcmp(url, "/health/live/") == 0)
+        return ROUTE_LIVE;
     return ROUTE_NOT_FOUND;
 }
 
@@ -596,9 +599,12 @@ static enum MHD_Result send_metrics(struct cj_http *h, struct request *r)
 {
     if (h->engine)
         cj_metrics_pool_ready(h->metrics, cj_engine_pool_ready(h->engine));
+    if (h->health)
+        cj_health_publish(h->health, h->metrics);
     cleanup_buf struct cj_buf out;
     cj_buf_init(&out, 0);
-    if (cj_metrics_render(h->metrics, &out) < 0)
+    if (cj_metrics_render(h->metrics, &out) < 0 ||
+        (h->health && cj_health_render_metrics(h->health, &out) < 0))
         return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed.memory", "Internal error",
                           NULL);
     return send_buf(r, MHD_HTTP_OK, "metrics", CJ_METRICS_CONTENT_TYPE, &out, NULL);
@@ -661,13 +667,33 @@ static void charge(struct cj_http *h, struct request *r, size_t n)
     r->charged += n;
 }
 
+/* Readiness or liveness, as the daemon's health sees them now. */
+static enum MHD_Result send_health(struct cj_http *h, struct request *r)
+{
+    cleanup_buf struct cj_buf out;
+    cj_buf_init(&out, 0);
+    bool ok;
+    int rc = r->route == ROUTE_LIVE ? cj_health_liveness(h->health, &out, &ok)
+                                    : cj_health_readiness(h->health, &out, &ok);
+    if (rc < 0)
+        return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed.memory", "Internal error",
+                          NULL);
+    const char *outcome = r->route == ROUTE_LIVE ? (ok ? "live.ok" : "live.stuck")
+                                                 : (ok ? "health.ok" : "health.unavailable");
+    return send_buf(r, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, outcome, CONTENT_TYPE_JSON,
+                    &out, NULL);
+}
+
 /* Health, metrics, 404 and 405: answers that need no request body. */
 static enum MHD_Result answer_simple(struct cj_http *h, struct request *r)
 {
     switch (r->route) {
     case ROUTE_HEALTH:
+    case ROUTE_LIVE:
         if (!is_read(r->method))
             return send_not_allowed(r, r->method, "GET, HEAD");
+        if (h->health)
+            return send_health(h, r);
         return send_body(r, h->selfcheck_ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                          h->selfcheck_ok ? "health.ok" : "health.unavailable", CONTENT_TYPE_JSON,
                          h->health_body, h->health_len, MHD_RESPMEM_PERSISTENT, NULL);
@@ -895,17 +921,24 @@ static int init_sync(struct cj_http *h, cj_error *err)
     pthread_condattr_t attr;
     if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0)
         return cj_fail(err, EINVAL, "condition variable attributes");
-    int rc = pthread_mutex_init(&h->lock, NULL);
-    rc = rc ? rc : pthread_mutex_init(&h->track_lock, NULL);
-    rc = rc ? rc : pthread_cond_init(&h->work_cv, &attr);
-    rc = rc ? rc : pthread_cond_init(&h->idle_cv, &attr);
-    rc = rc ? rc : pthread_cond_init(&h->sweep_cv, &attr);
+    pthread_mutex_t *mutexes[] = {&h->lock, &h->track_lock};
+    pthread_cond_t *conds[] = {&h->work_cv, &h->idle_cv, &h->sweep_cv};
+    size_t n_mutexes = 0, n_conds = 0;
+    int rc = 0;
+    while (rc == 0 && n_mutexes < 2 && (rc = pthread_mutex_init(mutexes[n_mutexes], NULL)) == 0)
+        n_mutexes++;
+    while (rc == 0 && n_conds < 3 && (rc = pthread_cond_init(conds[n_conds], &attr)) == 0)
+        n_conds++;
     pthread_condattr_destroy(&attr);
-    if (rc != 0) {
-        errno = rc;
-        return cj_fail_errno(err, "initialize locks");
-    }
-    return 0;
+    if (rc == 0)
+        return 0;
+    /* release() destroys all five; a partial set is undone here. */
+    while (n_conds > 0)
+        pthread_cond_destroy(conds[--n_conds]);
+    while (n_mutexes > 0)
+        pthread_mutex_destroy(mutexes[--n_mutexes]);
+    errno = rc;
+    return cj_fail_errno(err, "initialize locks");
 }
 
 static void stop_threads(struct cj_http *h)
@@ -996,7 +1029,8 @@ int cj_http_start(const struct cj_http_options *options, struct cj_http **http, 
     h->execute = options->execute ? options->execute : engine_execute;
     h->execute_ctx = options->execute ? options->execute_ctx : options->engine;
     h->external_loop = options->external_loop;
-    h->selfcheck_ok = options->selfcheck->ok && (options->execute || options->engine);
+    h->health = options->health;
+    h->selfcheck_ok = !h->health && options->selfcheck->ok && (options->execute || options->engine);
     h->slots = config->max_concurrency ? config->max_concurrency : online_cpus();
     h->queue_capacity = config->queue_size;
     h->port = config->port;
@@ -1004,12 +1038,13 @@ int cj_http_start(const struct cj_http_options *options, struct cj_http **http, 
     if (h->body_budget / BODY_BUDGET_PER_SLOT / h->slots != config->max_body_bytes)
         h->body_budget = SIZE_MAX;
 
-    if (cj_metrics_new(&h->metrics, err) < 0 || build_health(h, options->selfcheck, err) < 0 ||
-        start_threads(h, err) < 0) {
+    if (cj_metrics_new(&h->metrics, err) < 0 ||
+        (!h->health && build_health(h, options->selfcheck, err) < 0) || start_threads(h, err) < 0) {
         release(h);
         return -1;
     }
-    cj_metrics_selfcheck(h->metrics, options->selfcheck);
+    if (!h->health)
+        cj_metrics_selfcheck(h->metrics, options->selfcheck);
     cj_metrics_capacity(h->metrics, h->slots, h->queue_capacity);
 
     unsigned connection_limit = h->slots + h->queue_capacity + CONNECTION_HEADROOM;

@@ -1,7 +1,8 @@
 /* The HTTP front end: the code-exec API of API.md on libmicrohttpd.
  *
  *   POST /api/v0/code-exec     form → payload → limits → execution → result
- *   GET  /health, /health/     the start-up safety check (200 or 503, with detail)
+ *   GET  /health, /health/     readiness: the safety check and every lane (200 or 503)
+ *   GET  /health/live          liveness: the daemon's loops go round (200 or 503)
  *   GET  /metrics              Prometheus text (see metrics.h)
  *
  * Executions block for up to their wall-clock limit, so they never run on
@@ -17,6 +18,7 @@
 #include "config.h"
 #include "engine.h"
 #include "error.h"
+#include "health.h"
 #include "metrics.h"
 #include "selfcheck.h"
 
@@ -26,7 +28,8 @@ typedef int (*cj_http_execute_fn)(void *ctx, const struct cj_exec_request *reque
 
 struct cj_http_options {
     const struct cj_config *config;       /* listen, port, limits, concurrency, caps, log_code */
-    const struct cj_selfcheck *selfcheck; /* the start-up check's verdict */
+    const struct cj_selfcheck *selfcheck; /* the start-up check's verdict, without health */
+    struct cj_health *health;             /* the daemon's: readiness, liveness, the check */
     struct cj_engine *engine;             /* NULL when it did not start */
     /* Instead of the engine (NULL: cj_engine_execute on engine). The fuzzer
      * plugs a fake in here so that no code really runs. */

@@ -185,7 +185,7 @@ static int render_selfcheck(struct cj_buf *out, const struct cj_selfcheck *r)
 {
     static const enum cj_layer_state states[] = {CJ_LAYER_ACTIVE, CJ_LAYER_UNAVAILABLE,
                                                  CJ_LAYER_FAILED, CJ_LAYER_DISABLED};
-    int rc = gauge(out, "codejail_selfcheck_ok", "1 when the start-up safety check passed.",
+    int rc = gauge(out, "codejail_selfcheck_ok", "1 when the latest safety check passed.",
                    r->ok ? 1 : 0);
     rc |= header(out, "codejail_selfcheck_check_passed", "gauge",
                  "1 when the start-up check passed, per check.");

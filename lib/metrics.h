@@ -8,7 +8,7 @@
  *   codejail_execution_slots, codejail_queue_capacity   gauges, the configured bounds
  *   codejail_sandbox_setup_seconds              histogram, spawn until every layer was up
  *   codejail_pool_ready                         gauge, pre-started sandboxes waiting
- *   codejail_selfcheck_ok                       gauge, 1 when the start-up check passed
+ *   codejail_selfcheck_ok                       gauge, 1 when the latest check passed
  *   codejail_selfcheck_check_passed{check}      gauge per check
  *   codejail_module_importable{module,required} gauge per module of the environment check
  *   codejail_layer_state{layer,state}           gauge, 1 for the state each layer is in

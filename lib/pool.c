@@ -7,9 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* After a failed fill (a broken helper, a host out of resources), wait this
- * long before trying again rather than spin. */
-#define REFILL_BACKOFF_MS 200
+/* After a failed fill (a broken helper, a host out of resources), wait
+ * before trying again rather than spin: twice as long after each failure in
+ * a row, up to the cap. (Why it failed is logged and counted by the fill.) */
+#define REFILL_BACKOFF_MIN_MS 100
+#define REFILL_BACKOFF_MAX_MS 5000
 
 struct cj_pool {
     pthread_t thread;
@@ -19,6 +21,7 @@ struct cj_pool {
     void *ctx;
     unsigned size;
     unsigned count;
+    unsigned backoff_ms;
     bool stopping;
     struct cj_ready_sandbox slots[];
 };
@@ -33,15 +36,21 @@ void cj_ready_sandbox_close(struct cj_ready_sandbox *s)
     }
 }
 
+/* Under p->lock; cj_pool_wake() cuts it short. */
 static void backoff(struct cj_pool *p)
 {
+    unsigned ms = p->backoff_ms;
+    p->backoff_ms = ms >= REFILL_BACKOFF_MAX_MS / 2 ? REFILL_BACKOFF_MAX_MS : ms * 2;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += REFILL_BACKOFF_MS * 1000000L;
+    until.tv_nsec += (long)ms * 1000000L;
     until.tv_sec += until.tv_nsec / 1000000000L;
     until.tv_nsec %= 1000000000L;
-    while (!p->stopping && pthread_cond_timedwait(&p->wake, &p->lock, &until) != ETIMEDOUT)
+    while (!p->stopping && p->backoff_ms &&
+           pthread_cond_timedwait(&p->wake, &p->lock, &until) != ETIMEDOUT)
         ;
+    if (!p->backoff_ms)
+        p->backoff_ms = REFILL_BACKOFF_MIN_MS;
 }
 
 static void *refill(void *arg)
@@ -66,6 +75,7 @@ static void *refill(void *arg)
             cj_ready_sandbox_close(&s);
             break;
         }
+        p->backoff_ms = REFILL_BACKOFF_MIN_MS;
         p->slots[p->count++] = s;
     }
     pthread_mutex_unlock(&p->lock);
@@ -81,13 +91,27 @@ int cj_pool_start(unsigned size, cj_pool_fill_fn fill, void *ctx, struct cj_pool
     p->fill = fill;
     p->ctx = ctx;
     p->size = size;
+    p->backoff_ms = REFILL_BACKOFF_MIN_MS;
     pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->wake, &attr);
-    pthread_condattr_destroy(&attr);
-    pthread_mutex_init(&p->lock, NULL);
-    int rc = pthread_create(&p->thread, NULL, refill, p);
+    int rc = pthread_condattr_init(&attr);
+    if (rc == 0) {
+        rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        rc = rc ? rc : pthread_cond_init(&p->wake, &attr);
+        pthread_condattr_destroy(&attr);
+    }
+    if (rc != 0) {
+        free(p);
+        errno = rc;
+        return cj_fail_errno(err, "pool condition variable");
+    }
+    rc = pthread_mutex_init(&p->lock, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&p->wake);
+        free(p);
+        errno = rc;
+        return cj_fail_errno(err, "pool lock");
+    }
+    rc = pthread_create(&p->thread, NULL, refill, p);
     if (rc != 0) {
         pthread_cond_destroy(&p->wake);
         pthread_mutex_destroy(&p->lock);
@@ -111,6 +135,14 @@ bool cj_pool_take(struct cj_pool *p, struct cj_ready_sandbox *out)
     }
     pthread_mutex_unlock(&p->lock);
     return taken;
+}
+
+void cj_pool_wake(struct cj_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->backoff_ms = 0;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
 }
 
 unsigned cj_pool_ready(struct cj_pool *p)

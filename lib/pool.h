@@ -16,12 +16,13 @@
 
 struct cj_ready_sandbox {
     int ctl, in, out, err, pidfd;
-    double setup_ms; /* spawn until READY */
+    double setup_ms;          /* spawn until READY */
+    unsigned long generation; /* of the helper that made it (lane.h) */
 };
 
 #define CJ_READY_SANDBOX_NONE                                                                      \
     {                                                                                              \
-        -1, -1, -1, -1, -1, 0                                                                      \
+        -1, -1, -1, -1, -1, 0, 0                                                                   \
     }
 
 void cj_ready_sandbox_close(struct cj_ready_sandbox *s);
@@ -35,6 +36,8 @@ int cj_pool_start(unsigned size, cj_pool_fill_fn fill, void *ctx, struct cj_pool
                   cj_error *err);
 /* Takes a ready sandbox if there is one (does not wait). */
 bool cj_pool_take(struct cj_pool *pool, struct cj_ready_sandbox *out);
+/* Retries a failed fill now rather than after its back-off (a new helper). */
+void cj_pool_wake(struct cj_pool *pool);
 /* Number of sandboxes ready right now. */
 unsigned cj_pool_ready(struct cj_pool *pool);
 void cj_pool_stop(struct cj_pool *pool);

@@ -174,7 +174,7 @@ static int probe_layers(struct helper *h, cj_error *err)
     else
         set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_ACTIVE, "profile " CJ_APPARMOR_PROFILE);
 
-    h->cgroups = (struct cj_cgroup_root){-1, -1, -1, false, false};
+    h->cgroups = CJ_CGROUP_ROOT_NONE;
     if (disabled & CJ_LAYER_BIT(CJ_LAYER_CGROUPS))
         ;
     else if (!h->rootful)
@@ -409,6 +409,7 @@ static pid_t clone_sandbox(struct helper *h, const struct launch_order *order, c
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
     if (pid == 0) {
         forget_other_sandboxes(h);
+        cj_cgroup_root_drop_locks(&h->cgroups);
         cj_sandbox_init_main(&spec);
     }
     if (h->warm)
@@ -452,6 +453,7 @@ static _Noreturn void launcher_main(struct helper *h, int sock, pid_t helper, co
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != helper)
         _exit(1);
     close(h->sock);
+    cj_cgroup_root_drop_locks(&h->cgroups);
     cj_error err = {0};
     int joined = cj_cgroup_attach(&h->cgroups, cgroup, getpid(), true, &err);
     struct launch_order order;
@@ -783,7 +785,7 @@ int cj_zygote_main(int fd)
     static struct helper h;
     cj_error err = {0};
     h.sock = fd;
-    h.cgroups = (struct cj_cgroup_root){-1, -1, -1, false, false};
+    h.cgroups = CJ_CGROUP_ROOT_NONE;
     if (helper_init(&h, &err) < 0) {
         h.hello.ok = 0;
         snprintf(h.hello.error, sizeof h.hello.error, "%s", err.msg);

@@ -45,6 +45,21 @@ static int count_dir(const char *path, const char *prefix)
     return n;
 }
 
+/* Run directories on the host (made only without a mount namespace):
+ * /tmp/codejail-XXXXXXXX, not the other tests' /tmp/codejail-*.XXXXXX. */
+static int count_run_dirs(void)
+{
+    DIR *d = opendir("/tmp");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strncmp(e->d_name, "codejail-", 9) == 0 && strlen(e->d_name) == 17 &&
+             !strchr(e->d_name, '.');
+    closedir(d);
+    return n;
+}
+
 static int count_lines(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -106,13 +121,41 @@ static int count_sandbox_processes(void)
     return n;
 }
 
-static int count_cgroups(void)
+/* The helpers this test started: their cgroup parents are named after them
+ * (codejail.<pid>[.n]). Other instances on the machine come and go, and a
+ * start removes the stale parents of dead ones, so only ours are counted. */
+static long helpers_seen[64];
+static size_t n_helpers_seen;
+
+static void note_helpers(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1 && n_helpers_seen < 64)
+        helpers_seen[n_helpers_seen++] = pid;
+    fclose(f);
+}
+
+static int count_our_cgroups(void)
 {
     static const char *const roots[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids",
                                         "/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
     int n = 0;
-    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++)
-        n += count_dir(roots[i], "codejail.");
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+        DIR *d = opendir(roots[i]);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            long pid =
+                strncmp(e->d_name, "codejail.", 9) == 0 ? strtol(e->d_name + 9, NULL, 10) : 0;
+            for (size_t h = 0; pid && h < n_helpers_seen; h++)
+                n += helpers_seen[h] == pid;
+        }
+        if (d)
+            closedir(d);
+    }
     return n;
 }
 
@@ -131,6 +174,7 @@ static void run_many(bool warm)
     struct cj_engine *engine;
     cj_error err = {0};
     assert_int_equal(cj_engine_start(&config, &engine, &err), 0);
+    note_helpers();
 
     for (int i = 0; i < RUNS_PER_MODE; i++) {
         const char *code = programs[i % (sizeof programs / sizeof programs[0])];
@@ -155,8 +199,7 @@ static void test_nothing_left_after_200_executions(void **state)
     (void)state;
     int fds = count_dir("/proc/self/fd", "");
     int mounts = count_lines("/proc/self/mountinfo");
-    int run_dirs = count_dir("/tmp", "codejail-");
-    int cgroups = count_cgroups();
+    int run_dirs = count_run_dirs();
 
     run_many(false);
     run_many(true);
@@ -166,8 +209,8 @@ static void test_nothing_left_after_200_executions(void **state)
     assert_int_equal(count_sandbox_processes(), 0);
     assert_int_equal(count_dir("/proc/self/fd", ""), fds);
     assert_int_equal(count_lines("/proc/self/mountinfo"), mounts);
-    assert_int_equal(count_dir("/tmp", "codejail-"), run_dirs);
-    assert_int_equal(count_cgroups(), cgroups);
+    assert_int_equal(count_run_dirs(), run_dirs);
+    assert_int_equal(count_our_cgroups(), 0);
 }
 
 /* Between two looks at state that changes asynchronously (processes

@@ -90,7 +90,7 @@ static void open_root_or_skip(void)
 static int setup(void **state)
 {
     (void)state;
-    root = (struct cj_cgroup_root){.memory_fd = -1, .pids_fd = -1, .unified_fd = -1};
+    root = CJ_CGROUP_ROOT_NONE;
     return 0;
 }
 
@@ -537,9 +537,11 @@ static void test_stale_parent_is_reused(void **state)
     create(&root, "stale", 0, 0);
     int fds[3];
     int n = distinct_fds(&root, fds);
+    /* A crashed run: every descriptor closed, the locks with them. */
     for (int i = 0; i < n; i++)
         close(fds[i]);
-    root = (struct cj_cgroup_root){.memory_fd = -1, .pids_fd = -1, .unified_fd = -1};
+    cj_cgroup_root_drop_locks(&root);
+    root = CJ_CGROUP_ROOT_NONE;
 
     cj_error err = {0};
     if (cj_cgroup_root_open(&root, &err) < 0)

@@ -157,7 +157,7 @@ static void test_every_key(void **state)
         "\"max_body_bytes\": 1000, \"max_fields\": 2, \"connection_timeout\": 5, "
         "\"pool_size\": 8, \"warm\": false, \"preimport\": \"numpy,scipy.linalg,_x1\", "
         "\"env_dir\": \"/opt/env\", \"uid_base\": 100000, \"tmp_size\": 4194304, "
-        "\"log_code\": true}";
+        "\"log_code\": true, \"selfcheck_interval\": 0, \"helper_timeout\": 3600}";
     struct cj_config c;
     cj_error err;
     if (load_text(text, CJ_PROFILE_PRODUCTION, &c, &err) < 0)
@@ -182,6 +182,8 @@ static void test_every_key(void **state)
     assert_int_equal(c.uid_base, 100000);
     assert_int_equal(c.tmp_size, 4194304);
     assert_true(c.log_code);
+    assert_int_equal(c.selfcheck_interval_s, 0);
+    assert_int_equal(c.helper_timeout_s, 3600);
     cj_config_free(&c);
 
     /* null and "" mean "none" where a key allows it. */
@@ -209,8 +211,11 @@ static const struct bad_file bad_files[] = {
      "prot: unknown key (known: profile, listen, port, enabled, required_layers, egress_probe, "
      "limits, limit_overrides, max_concurrency, queue_size, max_body_bytes, max_fields, "
      "connection_timeout, pool_size, warm, preimport, required_modules, env_dir, uid_base, "
-     "tmp_size, max_output_bytes, log_code; "
+     "tmp_size, max_output_bytes, log_code, selfcheck_interval, helper_timeout; "
      "keys starting with '_' are ignored)"},
+    {"{\"helper_timeout\": 0}", "helper_timeout: expected an integer from 1 to 3600, got 0"},
+    {"{\"selfcheck_interval\": 86401}",
+     "selfcheck_interval: expected an integer from 0 to 86400, got 86401"},
     {"{\"profile\": \"prod\"}",
      "profile: expected \"development\" or \"production\", got \"prod\""},
     {"{\"profile\": null}", "profile: expected \"development\" or \"production\", got null"},

@@ -101,6 +101,9 @@ static int parse(int argc, char **argv, struct options *o, cj_error *err)
             o->globals = optarg;
             break;
         case 'G':
+            /* The last one counts, as with --globals. */
+            cj_buf_free(&o->globals_file);
+            cj_buf_init(&o->globals_file, 0);
             if (read_all(optarg, MAX_CODE, &o->globals_file, err) < 0)
                 return -1;
             o->globals = o->globals_file.data ? o->globals_file.data : "";
@@ -118,8 +121,10 @@ static int parse(int argc, char **argv, struct options *o, cj_error *err)
             *eq = '\0';
             struct cj_buf *data = &o->file_data[o->n_files];
             cj_buf_init(data, 0);
-            if (read_all(eq + 1, MAX_FILE, data, err) < 0)
+            if (read_all(eq + 1, MAX_FILE, data, err) < 0) {
+                cj_buf_free(data); /* not counted in n_files, so not freed by main */
                 return -1;
+            }
             o->files[o->n_files++] = (struct cj_file){optarg, data->data, data->len};
             break;
         }

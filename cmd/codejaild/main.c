@@ -5,12 +5,14 @@
  * Settings are the profile's defaults, then FILE, then the environment, then
  * these flags. The profile is the flag's, else CODEJAIL_PROFILE's or the
  * file's (see config.h), else production (execution off until enabled). Start-up: load the
- * configuration, start the engine, run the safety check (execution is refused while it fails),
- * serve. SIGTERM or SIGINT: stop accepting, finish and answer what was admitted, exit 0. Every log
- * line is JSON on stderr. */
+ * configuration, start the engine, run the safety check (execution is refused while it fails; it
+ * runs again periodically and after a sandbox helper was replaced, see health.h), serve. SIGTERM or
+ * SIGINT: stop accepting, finish and answer what was admitted, exit 0. Every log line is JSON on
+ * stderr. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "access_log.h"
 #include "config.h"
 #include "engine.h"
+#include "health.h"
 #include "http_api.h"
 #include "selfcheck.h"
 
@@ -130,6 +133,12 @@ static void log_error(const char *event, const char *message)
     cj_log_message("error", event, message);
 }
 
+static void log_supervision(void *ctx, const char *level, const char *event, const char *message)
+{
+    (void)ctx;
+    cj_log_message(level, event, message);
+}
+
 /* The engine did not start: nothing can run, so the check fails as a whole
  * and health says why. */
 static void engine_failed(struct cj_selfcheck *report, const char *why)
@@ -142,19 +151,6 @@ static void engine_failed(struct cj_selfcheck *report, const char *why)
     report->checks[0].name = "engine_start";
     snprintf(report->checks[0].detail, sizeof report->checks[0].detail, "%.250s", why);
     report->n_checks = 1;
-}
-
-static void log_selfcheck(const struct cj_selfcheck *report)
-{
-    struct cj_buf detail;
-    cj_buf_init(&detail, 0);
-    struct cj_log_line line;
-    cj_log_begin(&line, report->ok ? "info" : "error", "selfcheck");
-    cj_log_bool(&line, "ok", report->ok);
-    if (cj_selfcheck_to_json(report, &detail) == 0)
-        cj_log_json(&line, "detail", detail.data);
-    cj_log_end(&line);
-    cj_buf_free(&detail);
 }
 
 static void log_start(const struct cj_config *config, unsigned port)
@@ -173,6 +169,8 @@ static void log_start(const struct cj_config *config, unsigned port)
     cj_log_int(&line, "connection_timeout_s", config->connection_timeout_s);
     cj_log_bool(&line, "warm", config->warm);
     cj_log_int(&line, "pool_size", config->pool_size);
+    cj_log_int(&line, "selfcheck_interval_s", config->selfcheck_interval_s);
+    cj_log_int(&line, "helper_timeout_s", config->helper_timeout_s);
     cj_log_end(&line);
 }
 
@@ -249,38 +247,46 @@ static int serve(struct cj_config *config, cj_layer_set without)
         /* Whatever the form accepted must fit in the sandbox. */
         .upload_size = config->max_body_bytes,
         .stdout_cap = config->max_output_bytes,
+        .helper_timeout_ms = config->helper_timeout_s * 1000,
+        .log = log_supervision,
     };
     struct cj_engine *engine = NULL;
-    struct cj_selfcheck report;
+    struct cj_selfcheck failed;
     if (cj_engine_start(&engine_config, &engine, &err) < 0) {
         log_error("engine", err.msg);
         engine = NULL;
-        engine_failed(&report, err.msg);
+        engine_failed(&failed, err.msg);
     }
-    if (engine) {
-        cj_selfcheck_run(engine, config->required, config->egress_probe, &report);
-        cj_selfcheck_modules(engine, config->required_modules, &report);
-    }
-    log_selfcheck(&report);
+    struct cj_health_config health_config = {
+        .engine = engine,
+        .failed = &failed,
+        .required = config->required,
+        .egress_probe = config->egress_probe,
+        .required_modules = config->required_modules,
+        .interval_s = config->selfcheck_interval_s,
 #ifdef CODEJAIL_TESTING
-    /* Layers switched off on purpose (testing builds only) make the safety
-     * check fail, as they should; serving anyway is how one sees the API
-     * tests' deny rows fail without their protections. */
-    if (without && engine && !report.ok) {
-        log_error("selfcheck", "layers switched off for testing: serving although the safety "
-                               "check failed; never do this outside a test");
-        report.ok = true;
-    }
+        /* Layers switched off on purpose (testing builds only) make the
+         * safety check fail, as they should; serving anyway is how one sees
+         * the API tests' deny rows fail without their protections. */
+        .serve_failed_check = without != 0,
 #endif
+    };
+    struct cj_health *health;
+    if (cj_health_start(&health_config, &health, &err) < 0) {
+        log_error("health", err.msg);
+        cj_engine_stop(engine);
+        return 1;
+    }
 
     struct cj_http_options options = {
         .config = config,
-        .selfcheck = &report,
+        .health = health,
         .engine = engine,
     };
     struct cj_http *http;
     if (cj_http_start(&options, &http, &err) < 0) {
         log_error("http", err.msg);
+        cj_health_stop(health);
         cj_engine_stop(engine);
         return 1;
     }
@@ -294,13 +300,25 @@ static int serve(struct cj_config *config, cj_layer_set without)
     cj_log_end(&line);
 
     cj_http_stop(http, STOP_GRACE_S);
+    cj_health_stop(health);
     cj_engine_stop(engine);
     cj_log_message("info", "stopped", "all admitted requests answered");
     return 0;
 }
 
+/* An execution's output is buffered whole (up to 8 MiB). glibc raises its
+ * mmap threshold to the size of the largest block freed, after which such
+ * buffers come from the heaps and stay there: the soak saw the daemon's RSS
+ * grow from 5 to 21 MiB and never come back. A fixed threshold keeps large
+ * buffers in mappings of their own, returned when freed. */
+#define MMAP_THRESHOLD (256 << 10)
+
 int main(int argc, char **argv)
 {
+    if (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1) {
+        log_error("memory", "cannot fix the allocator's mmap threshold");
+        return 1;
+    }
     struct options o = {0};
     if (parse_args(argc, argv, &o) < 0)
         return usage();
