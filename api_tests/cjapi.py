@@ -35,12 +35,17 @@ LMS_PROLOG = os.environ.get("CODEJAIL_API_TESTS_LMS_PROLOG") == "1"
 DISABLED_URL = (os.environ.get("CODEJAIL_API_TESTS_DISABLED_URL") or "").rstrip("/") or None
 MISCONFIGURED_URL = (os.environ.get("CODEJAIL_API_TESTS_MISCONFIGURED_URL") or "").rstrip("/") or None
 
+# Set by tests/run-api-tests.sh under emulation: the service's CPU and
+# REALTIME limits are this many times the defaults, and so are the suite's
+# own durations.
+TIME_SCALE = int(os.environ.get("CODEJAIL_API_TESTS_TIME_SCALE") or 1)
+
 JSON_TYPE = "application/json"
 PERM = "PermissionError: [Errno 13] Permission denied"
 EAGAIN = "BlockingIOError: [Errno 11] Resource temporarily unavailable"
 
 # (connect, read) timeouts: nothing may hang the suite.
-TIMEOUT = (5, 90)
+TIMEOUT = (5, 90 * TIME_SCALE)
 
 EMSG = re.compile(
     r"Couldn't execute jailed code: stdout: (?P<stdout>b'.*'|b\".*\"), "

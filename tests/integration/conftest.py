@@ -58,6 +58,22 @@ class Outcome:
         return f"Outcome({self.answer!r})"
 
 
+# Under emulation (make vm-test) code runs many times slower: CPU and
+# REALTIME limits, the service's defaults included (README, Resource
+# limits), are multiplied by this factor. Only tests scale; the product never.
+TIME_SCALE = int(os.environ.get("CODEJAIL_TEST_TIME_SCALE", "1"))
+TIME_LIMITS = {"CPU": 1, "REALTIME": 3}
+
+
+def scaled_limits(limits):
+    if TIME_SCALE == 1:
+        return list(limits)
+    given = dict(limit.split("=", 1) for limit in limits)
+    for name, default in TIME_LIMITS.items():
+        given[name] = str(int(given.get(name, default)) * TIME_SCALE)
+    return [f"{name}={value}" for name, value in given.items()]
+
+
 def run_code(code, globals_=None, files=(), python_path=(), limits=(), without=(), warm=False,
              env=None, timeout=60):
     args = [CLI, "run"]
@@ -76,14 +92,15 @@ def run_code(code, globals_=None, files=(), python_path=(), limits=(), without=(
         args += ["--file", f"{name}={path}"]
     for entry in python_path:
         args += ["--python-path", entry]
-    for limit in limits:
+    for limit in scaled_limits(limits):
         args += ["--limit", limit]
     for layer in without:
         args += ["--without", layer]
     args.append("-")
     data = code if isinstance(code, bytes) else code.encode()
     start = time.monotonic()
-    proc = subprocess.run(args, input=data, capture_output=True, timeout=timeout, env=env or {})
+    proc = subprocess.run(args, input=data, capture_output=True, timeout=timeout * TIME_SCALE,
+                          env=env or {})
     seconds = time.monotonic() - start
     assert proc.returncode == 0, f"codejail run failed ({proc.returncode}): {proc.stderr!r}"
     return Outcome(json.loads(proc.stdout), seconds)
