@@ -25,6 +25,20 @@ def _testing_build():
 TESTING_BUILD = bool(BUILD) and _testing_build()
 
 
+def _host_layers():
+    """Each layer's state and detail on this host, as `codejail check` says."""
+    proc = subprocess.run([CLI, "check", "--json"], capture_output=True, env={})
+    return json.loads(proc.stdout)["layers"]
+
+
+HOST_LAYERS = _host_layers() if BUILD else {}
+# Where the kernel has AppArmor and the profile is loaded, it refuses disk,
+# network and exec rows on its own (apparmor/codejail-sandbox).
+APPARMOR = HOST_LAYERS.get("apparmor", {}).get("state") == "active"
+_abi = re.match(r"ABI (\d+)", HOST_LAYERS.get("landlock", {}).get("detail", ""))
+LANDLOCK_ABI = int(_abi.group(1)) if _abi else 0
+
+
 EMSG = re.compile(r"Couldn't execute jailed code: stdout: (?P<stdout>b'.*'|b\".*\"), "
                   r"stderr: (?P<stderr>b'.*'|b\".*\") with status code: (?P<status>-?\d+)", re.S)
 
