@@ -54,6 +54,8 @@ struct cj_config {
     uint32_t uid_base;      /* 0: engine default */
     uint64_t tmp_size;      /* 0: engine default */
     bool log_code;          /* debug: log code and globals (never in production) */
+    /* Landlock below this ABI is reported failed (0: any ABI will do). */
+    unsigned landlock_min_abi;
 };
 
 /* Defaults for the profile, then the file (NULL: none), then the

@@ -37,6 +37,8 @@ struct cj_engine_config {
     size_t stdout_cap;       /* 0: default */
     size_t stderr_cap;       /* 0: default */
     cj_layer_set disabled;   /* testing builds only */
+    /* Landlock below this ABI is reported failed (0: any ABI will do). */
+    unsigned landlock_min_abi;
 };
 
 struct cj_layer_report {

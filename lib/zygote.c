@@ -192,8 +192,18 @@ static int probe_layers(struct helper *h, cj_error *err)
         set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_UNAVAILABLE, "kernel has no Landlock");
     else {
         char detail[sizeof h->hello.detail[0]];
-        cj_landlock_describe(cj_landlock_abi(), detail, sizeof detail);
-        set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_ACTIVE, detail);
+        int abi = cj_landlock_abi();
+        cj_landlock_describe(abi, detail, sizeof detail);
+        if ((unsigned)abi >= h->config.landlock_min_abi)
+            set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_ACTIVE, detail);
+        else {
+            char failed[sizeof h->hello.detail[0]];
+            snprintf(failed, sizeof failed, "below the required ABI %u; %.60s",
+                     h->config.landlock_min_abi, detail);
+            set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_FAILED, failed);
+            /* What the kernel offers still applies to every sandbox. */
+            h->active |= CJ_LAYER_BIT(CJ_LAYER_LANDLOCK);
+        }
     }
     probe_apparmor(h);
 
