@@ -220,8 +220,13 @@ static int probe_layers(struct helper *h, cj_error *err)
         cj_cgroup_root_close(&h->cgroups);
         set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_UNAVAILABLE,
                   "no writable cgroup with both memory and pids controllers");
-    } else
-        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_ACTIVE, "memory, pids");
+    } else {
+        char detail[64];
+        snprintf(detail, sizeof detail, "memory (%s), pids (%s)",
+                 h->cgroups.memory_v2 ? "cgroup2" : "cgroup v1",
+                 h->cgroups.pids_v2 ? "cgroup2" : "cgroup v1");
+        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_ACTIVE, detail);
+    }
 
     set_layer(h, CJ_LAYER_USERNS, CJ_LAYER_ACTIVE, h->rootful ? "two ids per sandbox" : "one id");
     for (int layer = 0; layer < CJ_LAYER_COUNT; layer++) {
