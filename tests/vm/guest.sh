@@ -5,11 +5,12 @@
 #                loaded must refuse, saying why (apparmor failed)
 #   load_profile the profile loaded (apparmor_parser) and listed in enforce mode
 #   check        `codejail check` must say safe
+#   api          api_tests/ against codejaild of the release build
+#   leak         tests/integ_leak.c of the testing build (cgroup2 here)
 #   integration  tests/integration against the testing build (every allow
 #                and deny row, cold and warm, the layer ablation, and the
-#                AppArmor and cgroup tests that need this kernel)
-#   leak         tests/integ_leak.c of the testing build (cgroup2 here)
-#   api          api_tests/ against codejaild of the release build
+#                AppArmor and cgroup tests that need this kernel), last as
+#                the longest
 #
 # usage: guest.sh REPO BUILD TEST_BUILD STEPS [PYTEST_ARGS]
 # (STEPS: all, or a comma list; PYTEST_ARGS: more for the integration step)
@@ -87,9 +88,9 @@ echo "guest: Linux $(uname -r), LSMs $(cat /sys/kernel/security/lsm)," \
 step unloaded unloaded
 step load_profile load_profile
 step check check
-step integration integration
-step leak leak
 step api api
+step leak leak
+step integration integration
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "vm: FAILED: ${failed[*]}"
