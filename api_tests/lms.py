@@ -97,5 +97,5 @@ def run_plain(code, globals_dict, seed=1, python_lib=None, python_path=None):
             ["/usr/bin/python3", "-I", "-B", "-c", RUNNER, PLAIN_PYTHONPATH], cwd=work, env=env,
             check=True,
             input=json.dumps([wrap(code, seed), globals_dict, python_path or []]),
-            capture_output=True, text=True, timeout=60)
+            capture_output=True, text=True, timeout=60 * TIME_SCALE)
     return json.loads(done.stdout)

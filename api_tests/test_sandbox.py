@@ -100,7 +100,7 @@ def test_deny_sleep_ignoring_sigterm_and_sigint_is_killed():
     code = ("import signal, time\n"
             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
             "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-            "time.sleep(30)\n")
+            f"time.sleep({30 * TIME_SCALE})\n")
     outcome = run(code, {"x": 1})
     assert not outcome.ok, outcome
     assert outcome.status == -9, outcome.emsg
@@ -116,7 +116,7 @@ def test_deny_wall_clock_kill_sends_no_gentler_signal_first():
             "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,\n"
             "          signal.SIGUSR2, signal.SIGALRM, signal.SIGXCPU):\n"
             "    signal.signal(s, note)\n"
-            "time.sleep(30)\n")
+            f"time.sleep({30 * TIME_SCALE})\n")
     outcome = run(code)
     assert outcome.emsg == "Couldn't execute jailed code: stdout: b'', stderr: b'' with status code: -9"
     assert outcome.seconds < 15 * TIME_SCALE, f"took {outcome.seconds:.1f}s"

@@ -26,7 +26,7 @@ def test_deny_row(run, row: Row):
 
 def test_deny_sleep_ignoring_signals_is_killed(run):
     code = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "signal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(30)")
+            f"signal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep({30 * TIME_SCALE})")
     outcome = run(code, limits=["REALTIME=2"])
     assert outcome.status == -9
     assert outcome.seconds < 15 * TIME_SCALE
