@@ -114,3 +114,16 @@ kind-test: check-deploy
 	mkdir -p build/image && rm -f build/image/codejail-ci.tar
 	podman save -o build/image/codejail-ci.tar localhost/codejail:ci
 	KIND_NODE_IMAGE=$(KIND_NODE_IMAGE) deploy/kind/test.sh build/image/codejail-ci.tar
+
+# ---- The sandbox on Debian 12's own kernel, in a virtual machine ----------
+.PHONY: vm-test
+
+# QEMU (TCG) boots the kernel linux-image-amd64 depends on, fetched with
+# apt-get download and never installed, with AppArmor on, cgroup2 with memory
+# and pids, Landlock ABI 2 and no network device; this checkout and the host's
+# /usr are shared read-only. In it: codejail check, the integration suite of
+# the testing build with the layer ablation, the leak test and api_tests/
+# against the release build. Kernel and initramfs are cached in $(BUILD)/vm/
+# (tests/vm/run.sh).
+vm-test: build build-test env
+	tests/vm/run.sh $(BUILD) $(TESTBUILD)

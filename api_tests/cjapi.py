@@ -30,17 +30,25 @@ ENV_CANARY = os.environ.get("CODEJAIL_API_TESTS_ENV_CANARY") or None
 # Set by tests/run-api-tests.sh --lms-prolog: every test's code is sent with
 # the LMS's prolog in front (lms.py), as every real request is.
 LMS_PROLOG = os.environ.get("CODEJAIL_API_TESTS_LMS_PROLOG") == "1"
+# Set by tests/run-container-api-tests.sh: rootless Podman's network (slirp4netns)
+# shows the service every client under one address.
+ONE_CLIENT_ADDRESS = os.environ.get("CODEJAIL_API_TESTS_ONE_CLIENT_ADDRESS") == "1"
 # Set by tests/run-api-tests.sh: base URLs of two more instances, one with
 # execution switched off, one whose start-up safety check failed.
 DISABLED_URL = (os.environ.get("CODEJAIL_API_TESTS_DISABLED_URL") or "").rstrip("/") or None
 MISCONFIGURED_URL = (os.environ.get("CODEJAIL_API_TESTS_MISCONFIGURED_URL") or "").rstrip("/") or None
+
+# Set by tests/run-api-tests.sh under emulation: the service's CPU and
+# REALTIME limits are this many times the defaults, and so are the suite's
+# own durations.
+TIME_SCALE = int(os.environ.get("CODEJAIL_API_TESTS_TIME_SCALE") or 1)
 
 JSON_TYPE = "application/json"
 PERM = "PermissionError: [Errno 13] Permission denied"
 EAGAIN = "BlockingIOError: [Errno 11] Resource temporarily unavailable"
 
 # (connect, read) timeouts: nothing may hang the suite.
-TIMEOUT = (5, 90)
+TIMEOUT = (5, 90 * TIME_SCALE)
 
 EMSG = re.compile(
     r"Couldn't execute jailed code: stdout: (?P<stdout>b'.*'|b\".*\"), "

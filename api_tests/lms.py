@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from cjapi import EXEC_PATH, url
+from cjapi import EXEC_PATH, TIME_SCALE, url
 
 FIXTURES = Path(__file__).parent / "fixtures" / "capa"
 CODE_PROLOG = (FIXTURES / "code_prolog.txt").read_text(encoding="utf-8")
@@ -23,8 +23,10 @@ LAZY_IMPORTS = (FIXTURES / "lazymod.py").read_text(encoding="utf-8") + "".join(
 
 # The platform's CODE_JAIL_REST_SERVICE_CONNECT_TIMEOUT and _READ_TIMEOUT
 # (the read timeout can be raised for a service that goes with a limit
-# context above the platform's limits: CODEJAIL_API_TESTS_LMS_CONTEXT).
-PLATFORM_TIMEOUT = (0.5, float(os.environ.get("CODEJAIL_API_TESTS_LMS_READ_TIMEOUT") or 3.5))
+# context above the platform's limits: CODEJAIL_API_TESTS_LMS_CONTEXT; both
+# are scaled with the service's limits under emulation).
+READ_TIMEOUT = float(os.environ.get("CODEJAIL_API_TESTS_LMS_READ_TIMEOUT") or 3.5)
+PLATFORM_TIMEOUT = (0.5 * TIME_SCALE, READ_TIMEOUT * TIME_SCALE)
 
 # Set by tests/run-api-tests.sh: sys.path entries that give /usr/bin/python3
 # the sandbox's pip-installed packages, for the plain-Python comparison
@@ -95,5 +97,5 @@ def run_plain(code, globals_dict, seed=1, python_lib=None, python_path=None):
             ["/usr/bin/python3", "-I", "-B", "-c", RUNNER, PLAIN_PYTHONPATH], cwd=work, env=env,
             check=True,
             input=json.dumps([wrap(code, seed), globals_dict, python_path or []]),
-            capture_output=True, text=True, timeout=60)
+            capture_output=True, text=True, timeout=60 * TIME_SCALE)
     return json.loads(done.stdout)

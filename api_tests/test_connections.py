@@ -54,6 +54,9 @@ def test_support_health_answers_while_one_client_floods():
     parts = urllib.parse.urlsplit(cjapi.BASE_URL)
     if parts.hostname != "127.0.0.1":
         pytest.skip("needs the service on 127.0.0.1 to flood it from 127.0.0.2")
+    if cjapi.ONE_CLIENT_ADDRESS:
+        pytest.skip("the service sees every client from one address (a NAT in between): "
+                    "a per-address limit cannot tell the flood from the probe")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, FLOOD + 256), hard))
     socks = []

@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from cjapi import (EXEC_PATH, JSON_TYPE, OVERRIDE_CONTEXT, TIMEOUT, body_json, build_payload,
-                   content_type, expect_ok, post_payload, python_lib_zip, run, url, Outcome)
+from cjapi import (EXEC_PATH, JSON_TYPE, OVERRIDE_CONTEXT, TIME_SCALE, TIMEOUT, body_json,
+                   build_payload, content_type, expect_ok, post_payload, python_lib_zip, run, url,
+                   Outcome)
 
 # --- health -------------------------------------------------------------------
 
@@ -151,8 +152,8 @@ needs_override = pytest.mark.skipif(
            "limit_overrides context with REALTIME >= 10 and CPU >= 5 on a service whose default "
            "REALTIME <= 3 and CPU <= 1 (tests/run-api-tests.sh does)")
 
-SLEEP_4 = "import time\ntime.sleep(4)\nslept = True"
-CPU_2 = "import time\nwhile time.process_time() < 2:\n    pass\nspun = True"
+SLEEP_4 = f"import time\ntime.sleep({4 * TIME_SCALE})\nslept = True"
+CPU_2 = f"import time\nwhile time.process_time() < {2 * TIME_SCALE}:\n    pass\nspun = True"
 
 
 @needs_override

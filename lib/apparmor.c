@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/apparmor.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -89,4 +90,48 @@ int cj_apparmor_enter(int proc_fd, const char *profile, cj_error *err)
                        profile);
     }
     return 0;
+}
+
+/* The profile is entered by a throw-away child: a loaded profile is not
+ * enough (the caller's own confinement may forbid the change), and once
+ * entered it cannot be left. The child's message comes back through a pipe,
+ * its errno as its exit status. */
+int cj_apparmor_probe(int proc_fd, const char *profile, cj_error *err)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return cj_fail_errno(err, "apparmor: probe pipe");
+    cleanup_close int rd = fds[0];
+    cleanup_close int wr = fds[1];
+    pid_t child = fork();
+    if (child < 0)
+        return cj_fail_errno(err, "apparmor: fork probe");
+    if (child == 0) {
+        cj_error child_err = {0};
+        if (cj_apparmor_enter(proc_fd, profile, &child_err) == 0)
+            _exit(0);
+        size_t len = strlen(child_err.msg);
+        _exit(write(wr, child_err.msg, len) == (ssize_t)len && child_err.errnum > 0 &&
+                      child_err.errnum < 256
+                  ? child_err.errnum
+                  : 255);
+    }
+    close(cj_steal_fd(&wr));
+    char msg[sizeof err->msg];
+    ssize_t n;
+    do
+        n = read(rd, msg, sizeof msg - 1);
+    while (n < 0 && errno == EINTR);
+    int status;
+    pid_t waited;
+    do
+        waited = waitpid(child, &status, 0);
+    while (waited < 0 && errno == EINTR);
+    if (waited < 0)
+        return cj_fail_errno(err, "apparmor: wait for probe");
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    msg[n > 0 ? n : 0] = '\0';
+    int errnum = WIFEXITED(status) && WEXITSTATUS(status) != 255 ? WEXITSTATUS(status) : 0;
+    return cj_fail(err, errnum, "%s", n > 0 ? msg : "apparmor: probe died");
 }

@@ -21,4 +21,8 @@ bool cj_apparmor_enabled(void);
  * reads the label back to confirm it. */
 int cj_apparmor_enter(int proc_fd, const char *profile, cj_error *err);
 
+/* Whether this process may enter `profile`: a child tries it for real.
+ * Fails with errnum ENOENT when the profile is not loaded. */
+int cj_apparmor_probe(int proc_fd, const char *profile, cj_error *err);
+
 #endif

@@ -316,7 +316,7 @@ static const char *const known_keys =
     "profile, listen, port, enabled, required_layers, egress_probe, limits, limit_overrides, "
     "max_concurrency, queue_size, max_body_bytes, max_fields, connection_timeout, pool_size, "
     "warm, preimport, required_modules, env_dir, uid_base, tmp_size, max_output_bytes, log_code, "
-    "selfcheck_interval, helper_timeout";
+    "selfcheck_interval, helper_timeout, landlock_min_abi";
 
 static int apply_key(const struct loader *l, const char *key, const json_t *v, struct cj_config *c)
 {
@@ -412,6 +412,12 @@ static int apply_key(const struct loader *l, const char *key, const json_t *v, s
         return get_uint(l, key, v, 0, UINT64_MAX, &c->tmp_size);
     if (strcmp(key, "log_code") == 0)
         return get_bool(l, key, v, &c->log_code);
+    if (strcmp(key, "landlock_min_abi") == 0) {
+        if (get_uint(l, key, v, 0, 255, &n) < 0)
+            return -1;
+        c->landlock_min_abi = (unsigned)n;
+        return 0;
+    }
     return fail(l, key, "unknown key (known: %s; keys starting with '_' are ignored)", known_keys);
 }
 

@@ -57,6 +57,8 @@ struct cj_config {
     unsigned selfcheck_interval_s; /* safety check re-run period (0: only at start and
                                       after a helper was replaced) */
     unsigned helper_timeout_s;     /* a helper slower than this to answer is replaced */
+    /* Landlock below this ABI is reported failed (0: any ABI will do). */
+    unsigned landlock_min_abi;
 };
 
 /* Defaults for the profile, then the file (NULL: none), then the

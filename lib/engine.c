@@ -126,6 +126,7 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
         .uid_count = DEFAULT_UID_COUNT,
         .tmp_size = config->tmp_size ? config->tmp_size : DEFAULT_TMP_SIZE,
         .upload_size = config->upload_size ? config->upload_size : DEFAULT_UPLOAD_SIZE,
+        .landlock_min_abi = config->landlock_min_abi,
     };
     const char *env_dir = config->env_dir ? config->env_dir : CODEJAIL_ENV_DIR;
     if (snprintf(hc.env_dir, sizeof hc.env_dir, "%s", env_dir) >= (int)sizeof hc.env_dir)

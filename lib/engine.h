@@ -44,6 +44,8 @@ struct cj_engine_config {
     unsigned helper_timeout_ms; /* a helper's answer to a sandbox request (0: default) */
     cj_lane_log_fn log;         /* supervision's log lines (NULL: none) */
     void *log_ctx;
+    /* Landlock below this ABI is reported failed (0: any ABI will do). */
+    unsigned landlock_min_abi;
 };
 
 struct cj_layer_report {

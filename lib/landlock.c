@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -63,6 +64,17 @@ int cj_landlock_abi(void)
 {
     long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     return abi < 0 ? 0 : (int)abi;
+}
+
+void cj_landlock_describe(int abi, char *out, size_t size)
+{
+    if (abi >= 6)
+        snprintf(out, size, "ABI %d: filesystem, TCP bind and connect, scoping", abi);
+    else if (abi >= 4)
+        snprintf(out, size, "ABI %d: filesystem, TCP bind and connect; no scoping (ABI 6)", abi);
+    else
+        snprintf(out, size, "ABI %d: filesystem only; no TCP rules (ABI 4), no scoping (ABI 6)",
+                 abi);
 }
 
 /* Every filesystem right the ABI knows, so that none is left unrestricted. */

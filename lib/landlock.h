@@ -11,6 +11,8 @@
 #ifndef CODEJAIL_LANDLOCK_H
 #define CODEJAIL_LANDLOCK_H
 
+#include <stddef.h>
+
 #include "error.h"
 
 struct cj_landlock_paths {
@@ -21,6 +23,9 @@ struct cj_landlock_paths {
 
 /* The ABI version the running kernel offers, or 0 when it has no Landlock. */
 int cj_landlock_abi(void);
+
+/* Names the rule sets `abi` puts in force, for the layer's detail. */
+void cj_landlock_describe(int abi, char *out, size_t size);
 
 /* Restricts the calling process; no_new_privs must already be set. Fails if
  * the kernel has no Landlock or any rule cannot be added. */

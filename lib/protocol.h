@@ -30,6 +30,8 @@ struct cj_helper_config {
     uint64_t upload_size; /* cap of the uploaded files together */
     char env_dir[PATH_MAX];
     char preimport[512]; /* comma-separated modules imported once in warm mode */
+    /* Landlock below this ABI is reported failed (0: any ABI will do). */
+    uint32_t landlock_min_abi;
 };
 
 /* helper -> engine, once, after set-up */

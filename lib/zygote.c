@@ -148,6 +148,32 @@ static int count_threads(int proc_fd, cj_error *err)
     return n;
 }
 
+static void probe_apparmor(struct helper *h)
+{
+    if (!cj_apparmor_enabled()) {
+        set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_UNAVAILABLE, "kernel has no AppArmor enabled");
+        return;
+    }
+    if (h->config.disabled_layers & CJ_LAYER_BIT(CJ_LAYER_APPARMOR))
+        return;
+    cj_error err = {0};
+    if (cj_apparmor_probe(h->proc_fd, CJ_APPARMOR_PROFILE, &err) == 0) {
+        set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_ACTIVE, "profile " CJ_APPARMOR_PROFILE);
+        return;
+    }
+    if (err.errnum == ENOENT)
+        set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_FAILED,
+                  "profile " CJ_APPARMOR_PROFILE " is not loaded (apparmor/README.md)");
+    else {
+        char detail[sizeof h->hello.detail[0]];
+        snprintf(detail, sizeof detail, "%.*s", (int)sizeof detail - 1, err.msg);
+        set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_FAILED, detail);
+    }
+    /* The host has AppArmor: sandboxes still try the profile, so that each
+     * execution fails rather than run without it. */
+    h->active |= CJ_LAYER_BIT(CJ_LAYER_APPARMOR);
+}
+
 /* Decides which layers every sandbox gets: all that this host offers, less
  * those switched off for testing. */
 static int probe_layers(struct helper *h, cj_error *err)
@@ -165,14 +191,21 @@ static int probe_layers(struct helper *h, cj_error *err)
     if (cj_landlock_abi() <= 0)
         set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_UNAVAILABLE, "kernel has no Landlock");
     else {
-        char detail[32];
-        snprintf(detail, sizeof detail, "ABI %d", cj_landlock_abi());
-        set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_ACTIVE, detail);
+        char detail[sizeof h->hello.detail[0]];
+        int abi = cj_landlock_abi();
+        cj_landlock_describe(abi, detail, sizeof detail);
+        if ((unsigned)abi >= h->config.landlock_min_abi)
+            set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_ACTIVE, detail);
+        else {
+            char failed[sizeof h->hello.detail[0]];
+            snprintf(failed, sizeof failed, "below the required ABI %u; %.60s",
+                     h->config.landlock_min_abi, detail);
+            set_layer(h, CJ_LAYER_LANDLOCK, CJ_LAYER_FAILED, failed);
+            /* What the kernel offers still applies to every sandbox. */
+            h->active |= CJ_LAYER_BIT(CJ_LAYER_LANDLOCK);
+        }
     }
-    if (!cj_apparmor_enabled())
-        set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_UNAVAILABLE, "kernel has no AppArmor enabled");
-    else
-        set_layer(h, CJ_LAYER_APPARMOR, CJ_LAYER_ACTIVE, "profile " CJ_APPARMOR_PROFILE);
+    probe_apparmor(h);
 
     h->cgroups = CJ_CGROUP_ROOT_NONE;
     if (disabled & CJ_LAYER_BIT(CJ_LAYER_CGROUPS))
@@ -187,8 +220,13 @@ static int probe_layers(struct helper *h, cj_error *err)
         cj_cgroup_root_close(&h->cgroups);
         set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_UNAVAILABLE,
                   "no writable cgroup with both memory and pids controllers");
-    } else
-        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_ACTIVE, "memory, pids");
+    } else {
+        char detail[64];
+        snprintf(detail, sizeof detail, "memory (%s), pids (%s)",
+                 h->cgroups.memory_v2 ? "cgroup2" : "cgroup v1",
+                 h->cgroups.pids_v2 ? "cgroup2" : "cgroup v1");
+        set_layer(h, CJ_LAYER_CGROUPS, CJ_LAYER_ACTIVE, detail);
+    }
 
     set_layer(h, CJ_LAYER_USERNS, CJ_LAYER_ACTIVE, h->rootful ? "two ids per sandbox" : "one id");
     for (int layer = 0; layer < CJ_LAYER_COUNT; layer++) {

@@ -130,13 +130,15 @@ start() {
 }
 
 # wait_health NAME WANT: polls /health/ until it answers WANT (a status, or
-# "any" for any HTTP answer), at most 60 s, failing early if the daemon dies.
+# "any" for any HTTP answer), at most 60 s (times the scale), failing early
+# if the daemon dies.
 wait_health() {
     local name=$1 want=$2 pid=${pids[$1]} rc
-    $python - "http://127.0.0.1:${ports[$name]}/health/" "$want" "$pid" > "$work/$name.health" <<'EOF_POLL'
+    $python - "http://127.0.0.1:${ports[$name]}/health/" "$want" "$pid" "$((60 * scale))" \
+        > "$work/$name.health" <<'EOF_POLL'
 import sys, time, urllib.error, urllib.request
 url, want, pid = sys.argv[1], sys.argv[2], sys.argv[3]
-deadline = time.monotonic() + 60
+deadline = time.monotonic() + int(sys.argv[4])
 last = "no answer"
 def alive():
     try:
@@ -167,7 +169,7 @@ EOF_POLL
     case $rc in
         0) return 0 ;;
         3) wait "$pid"; fail "codejaild ($name) exited with status $? before answering /health/" ;;
-        *) fail "codejaild ($name): /health/ did not answer $want within 60 s" \
+        *) fail "codejaild ($name): /health/ did not answer $want within $((60 * scale)) s" \
                 "(last: $(cat "$work/$name.health"))" ;;
     esac
 }
@@ -187,6 +189,13 @@ stop() {
     [ $status -eq 0 ] || fail "codejaild ($name) exited with status $status after SIGTERM (expected 0)"
     echo "codejaild ($name) stopped cleanly (exit 0)"
 }
+
+# Under emulation (tests/vm/) code runs many times slower: the daemon's CPU
+# and REALTIME limits, and the suite's own figures, are scaled by this factor.
+scale=${CODEJAIL_TEST_TIME_SCALE:-1}
+export CODEJAIL_API_TESTS_TIME_SCALE=$scale
+scaled_limits=""
+[ "$scale" = 1 ] || scaled_limits="\"limits\": {\"CPU\": $scale, \"REALTIME\": $((3 * scale))}, "
 
 override=api-tests-long
 canary_name=CJ_API_TESTS_SECRET
@@ -210,7 +219,7 @@ fi
 
 # The main instance: the profile's default limits (REALTIME 3, CPU 1) plus the
 # override context the suite tests.
-start main "{$pool\"limit_overrides\": {\"$override\": {\"REALTIME\": 10, \"CPU\": 5}}}" "${extra[@]}"
+start main "{$pool$scaled_limits\"limit_overrides\": {\"$override\": {\"REALTIME\": $((10 * scale)), \"CPU\": $((5 * scale))}}}" "${extra[@]}"
 if [ -n "$without" ]; then
     # With layers removed the start-up safety check should fail; sabotage
     # testing needs a daemon that serves anyway (testing builds).

@@ -122,6 +122,7 @@ export CODEJAIL_API_TESTS_OVERRIDE_CONTEXT="$override"
 export CODEJAIL_API_TESTS_ENV_CANARY="$canary_name=$canary_value"
 export CODEJAIL_API_TESTS_DISABLED_URL="http://127.0.0.1:${port[disabled]}"
 export CODEJAIL_API_TESTS_MISCONFIGURED_URL="http://127.0.0.1:${port[misconfigured]}"
+export CODEJAIL_API_TESTS_ONE_CLIENT_ADDRESS=1
 export PYTHONDONTWRITEBYTECODE=1
 $python -m pytest -p no:cacheprovider -q -rfEs "$here/api_tests" "$@"
 tests=$?

@@ -117,6 +117,31 @@ static void test_enter_fails_without_apparmor(void **state)
     print_message("%s\n", err.msg);
     assert_int_not_equal(err.errnum, 0);
     assert_non_null(strstr(err.msg, "apparmor: "));
+
+    /* The probe's child fails the same way, and its message and errno come
+     * back (ENOENT: the profile is not loaded). */
+    cj_error probe_err = {0};
+    assert_int_equal(cj_apparmor_probe(proc_fd, profile, &probe_err), -1);
+    assert_string_equal(probe_err.msg, err.msg);
+    assert_int_equal(probe_err.errnum, err.errnum);
+    if (cj_apparmor_enabled())
+        assert_int_equal(probe_err.errnum, ENOENT);
+}
+
+/* Against a fake procfs whose attribute file reads back the enforce label,
+ * the child succeeds and the probe does too; the label is read back in the
+ * child, so the caller stays unconfined. */
+static void test_probe_succeeds_when_the_child_enters(void **state)
+{
+    (void)state;
+    char current[PATH_MAX];
+    cleanup_close int proc_fd = fake_proc("probe", true, FIFO, current);
+    cleanup_close int fifo = open(current, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    assert_true(fifo >= 0);
+    static const char label[] = "codejail-sandbox (enforce)\n";
+    assert_int_equal(write(fifo, label, sizeof label - 1), (ssize_t)(sizeof label - 1));
+    cj_error err = {0};
+    assert_int_equal(cj_apparmor_probe(proc_fd, CJ_APPARMOR_PROFILE, &err), 0);
 }
 
 /* A regular file reads back what was written, which is not a label: the
@@ -199,6 +224,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enabled_matches_sysfs),
         cmocka_unit_test(test_enter_fails_without_apparmor),
+        cmocka_unit_test(test_probe_succeeds_when_the_child_enters),
         cmocka_unit_test(test_writes_changeprofile_and_checks_label),
         cmocka_unit_test(test_falls_back_to_attr_current),
         cmocka_unit_test(test_label_check),

@@ -211,7 +211,7 @@ static const struct bad_file bad_files[] = {
      "prot: unknown key (known: profile, listen, port, enabled, required_layers, egress_probe, "
      "limits, limit_overrides, max_concurrency, queue_size, max_body_bytes, max_fields, "
      "connection_timeout, pool_size, warm, preimport, required_modules, env_dir, uid_base, "
-     "tmp_size, max_output_bytes, log_code, selfcheck_interval, helper_timeout; "
+     "tmp_size, max_output_bytes, log_code, selfcheck_interval, helper_timeout, landlock_min_abi; "
      "keys starting with '_' are ignored)"},
     {"{\"helper_timeout\": 0}", "helper_timeout: expected an integer from 1 to 3600, got 0"},
     {"{\"selfcheck_interval\": 86401}",
@@ -286,6 +286,22 @@ static const struct bad_file bad_files[] = {
     {"{\"log_code\": true}",
      "log_code: not allowed with profile \"production\" (it logs submitted code and globals)"},
 };
+
+static void test_landlock_min_abi(void **state)
+{
+    (void)state;
+    struct cj_config c;
+    cj_error err;
+    assert_int_equal(load_text("{}", CJ_PROFILE_PRODUCTION, &c, &err), 0);
+    assert_int_equal(c.landlock_min_abi, 0);
+    cj_config_free(&c);
+    assert_int_equal(load_text("{\"landlock_min_abi\": 4}", CJ_PROFILE_PRODUCTION, &c, &err), 0);
+    assert_int_equal(c.landlock_min_abi, 4);
+    cj_config_free(&c);
+    assert_int_equal(load_text("{\"landlock_min_abi\": 256}", CJ_PROFILE_PRODUCTION, &c, &err), -1);
+    assert_non_null(
+        strstr(err.msg, "landlock_min_abi: expected an integer from 0 to 255, got 256"));
+}
 
 static void test_bad_files(void **state)
 {
@@ -488,6 +504,7 @@ int main(void)
         cmocka_unit_test_setup(test_defaults_development, setup),
         cmocka_unit_test_setup(test_example_file, setup),
         cmocka_unit_test_setup(test_every_key, setup),
+        cmocka_unit_test_setup(test_landlock_min_abi, setup),
         cmocka_unit_test_setup(test_bad_files, setup),
         cmocka_unit_test_setup(test_missing_file, setup),
         cmocka_unit_test_setup(test_env, setup),

@@ -343,6 +343,30 @@ static void test_abi(void **state)
     print_message("Landlock ABI %d\n", cj_landlock_abi());
 }
 
+/* The detail names exactly the rule sets the ABI has, and never claims TCP
+ * or scoping rules an older kernel lacks. */
+static void test_describe(void **state)
+{
+    (void)state;
+    static const struct {
+        int abi;
+        const char *text;
+    } cases[] = {
+        {1, "ABI 1: filesystem only; no TCP rules (ABI 4), no scoping (ABI 6)"},
+        {2, "ABI 2: filesystem only; no TCP rules (ABI 4), no scoping (ABI 6)"},
+        {3, "ABI 3: filesystem only; no TCP rules (ABI 4), no scoping (ABI 6)"},
+        {4, "ABI 4: filesystem, TCP bind and connect; no scoping (ABI 6)"},
+        {5, "ABI 5: filesystem, TCP bind and connect; no scoping (ABI 6)"},
+        {6, "ABI 6: filesystem, TCP bind and connect, scoping"},
+        {7, "ABI 7: filesystem, TCP bind and connect, scoping"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char detail[96];
+        cj_landlock_describe(cases[i].abi, detail, sizeof detail);
+        assert_string_equal(detail, cases[i].text);
+    }
+}
+
 static void test_read_path_is_readable(void **state)
 {
     (void)state;
@@ -493,6 +517,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_abi),
+        cmocka_unit_test(test_describe),
         cmocka_unit_test(test_read_path_is_readable),
         cmocka_unit_test(test_outside_is_unreadable),
         cmocka_unit_test(test_read_path_is_not_writable),

@@ -244,6 +244,7 @@ static int serve(struct cj_config *config, cj_layer_set without)
         .preimport = config->preimport,
         .uid_base = config->uid_base,
         .tmp_size = config->tmp_size,
+        .landlock_min_abi = config->landlock_min_abi,
         /* Whatever the form accepted must fit in the sandbox. */
         .upload_size = config->max_body_bytes,
         .stdout_cap = config->max_output_bytes,

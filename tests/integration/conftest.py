@@ -25,6 +25,20 @@ def _testing_build():
 TESTING_BUILD = bool(BUILD) and _testing_build()
 
 
+def _host_layers():
+    """Each layer's state and detail on this host, as `codejail check` says."""
+    proc = subprocess.run([CLI, "check", "--json"], capture_output=True, env={})
+    return json.loads(proc.stdout)["layers"]
+
+
+HOST_LAYERS = _host_layers() if BUILD else {}
+# Where the kernel has AppArmor and the profile is loaded, it refuses disk,
+# network and exec rows on its own (apparmor/codejail-sandbox).
+APPARMOR = HOST_LAYERS.get("apparmor", {}).get("state") == "active"
+_abi = re.match(r"ABI (\d+)", HOST_LAYERS.get("landlock", {}).get("detail", ""))
+LANDLOCK_ABI = int(_abi.group(1)) if _abi else 0
+
+
 EMSG = re.compile(r"Couldn't execute jailed code: stdout: (?P<stdout>b'.*'|b\".*\"), "
                   r"stderr: (?P<stderr>b'.*'|b\".*\") with status code: (?P<status>-?\d+)", re.S)
 
@@ -58,6 +72,22 @@ class Outcome:
         return f"Outcome({self.answer!r})"
 
 
+# Under emulation (make vm-test) code runs many times slower: CPU and
+# REALTIME limits, the service's defaults included (README, Resource
+# limits), are multiplied by this factor. Only tests scale; the product never.
+TIME_SCALE = int(os.environ.get("CODEJAIL_TEST_TIME_SCALE", "1"))
+TIME_LIMITS = {"CPU": 1, "REALTIME": 3}
+
+
+def scaled_limits(limits):
+    if TIME_SCALE == 1:
+        return list(limits)
+    given = dict(limit.split("=", 1) for limit in limits)
+    for name, default in TIME_LIMITS.items():
+        given[name] = str(int(given.get(name, default)) * TIME_SCALE)
+    return [f"{name}={value}" for name, value in given.items()]
+
+
 def run_code(code, globals_=None, files=(), python_path=(), limits=(), without=(), warm=False,
              env=None, timeout=60):
     args = [CLI, "run"]
@@ -76,14 +106,15 @@ def run_code(code, globals_=None, files=(), python_path=(), limits=(), without=(
         args += ["--file", f"{name}={path}"]
     for entry in python_path:
         args += ["--python-path", entry]
-    for limit in limits:
+    for limit in scaled_limits(limits):
         args += ["--limit", limit]
     for layer in without:
         args += ["--without", layer]
     args.append("-")
     data = code if isinstance(code, bytes) else code.encode()
     start = time.monotonic()
-    proc = subprocess.run(args, input=data, capture_output=True, timeout=timeout, env=env or {})
+    proc = subprocess.run(args, input=data, capture_output=True, timeout=timeout * TIME_SCALE,
+                          env=env or {})
     seconds = time.monotonic() - start
     assert proc.returncode == 0, f"codejail run failed ({proc.returncode}): {proc.stderr!r}"
     return Outcome(json.loads(proc.stdout), seconds)
