@@ -23,7 +23,6 @@
 #include "supervisor.h"
 
 #define DEFAULT_UID_BASE    2000000000u
-#define DEFAULT_UID_COUNT   1025u
 #define DEFAULT_TMP_SIZE    (16ull << 20)
 #define DEFAULT_UPLOAD_SIZE (16ull << 20)
 /* A sandbox that takes longer than this to come up is broken, not slow. */
@@ -37,6 +36,7 @@
 #define START_TIMEOUT_MS 60000
 
 enum { LANE_PLAIN, LANE_PREIMPORT, MAX_LANES };
+_Static_assert(MAX_LANES *CJ_LANE_UIDS == CJ_ENGINE_UIDS, "each lane has ids of its own");
 
 static const char *const lane_names[MAX_LANES] = {"plain", "preimport"};
 
@@ -122,8 +122,7 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
         .version = CJ_PROTOCOL_VERSION,
         .warm = config->warm,
         .disabled_layers = config->disabled,
-        .uid_base = config->uid_base ? config->uid_base : DEFAULT_UID_BASE,
-        .uid_count = DEFAULT_UID_COUNT,
+        .uid_count = CJ_LANE_UIDS,
         .tmp_size = config->tmp_size ? config->tmp_size : DEFAULT_TMP_SIZE,
         .upload_size = config->upload_size ? config->upload_size : DEFAULT_UPLOAD_SIZE,
         .landlock_min_abi = config->landlock_min_abi,
@@ -158,6 +157,9 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
             cj_engine_stop(e);
             return -1;
         }
+        /* Sandboxes of both lanes run at once: each lane's outer ids are
+         * its own, so that no two sandboxes ever share one (and NPROC). */
+        hc.uid_base = (config->uid_base ? config->uid_base : DEFAULT_UID_BASE) + i * CJ_LANE_UIDS;
         struct cj_lane_config lc = {
             .name = lane_names[i],
             .helper_path = path,

@@ -24,6 +24,11 @@
 #include "lane.h"
 #include "supervisor.h"
 
+/* Outer ids of one lane when root: the inits' id and one per concurrent
+ * sandbox; an engine uses CJ_ENGINE_UIDS ids from its uid_base. */
+#define CJ_LANE_UIDS   1025u
+#define CJ_ENGINE_UIDS (2u * CJ_LANE_UIDS)
+
 #define CJ_STDOUT_CAP_DEFAULT (8u << 20)  /* the globals the code leaves behind */
 #define CJ_STDERR_CAP_DEFAULT (64u << 10) /* a traceback, or the start of a flood */
 
@@ -35,7 +40,8 @@ struct cj_engine_config {
     const char *preimport;      /* warm mode: modules imported once (comma-separated), in a
                                    second interpreter that serves code mentioning them
                                    or uploading files */
-    uint32_t uid_base;          /* first outer id for sandboxes when root (0: default) */
+    uint32_t uid_base;          /* first of CJ_ENGINE_UIDS outer ids for sandboxes when
+                                   root (0: default) */
     uint64_t tmp_size;          /* cap of tmp/ (0: default) */
     uint64_t upload_size;       /* cap of uploaded files together (0: default) */
     size_t stdout_cap;          /* 0: default */
