@@ -190,6 +190,15 @@ static int set_defaults(struct cj_config *c, enum cj_profile profile, cj_error *
          * covers globals that come back as large as they went in. */
         .max_output_bytes = 64u << 20,
         .connection_timeout_s = 30,
+        .selfcheck_interval_s = 300,
+        .helper_timeout_s = 10,
+        .environments = calloc(1, sizeof *c->environments),
+    };
+    if (!c->listen || !c->environments)
+        return cj_fail(err, ENOMEM, "configuration: out of memory");
+    c->n_environments = 1;
+    c->environments[0] = (struct cj_environment_config){
+        .name = strdup("default"),
         /* Warm pools in both profiles: a cold sandbox pays the interpreter's
          * start-up, and matplotlib's font scan (about a CPU second) would
          * not fit the default CPU limit. */
@@ -199,10 +208,9 @@ static int set_defaults(struct cj_config *c, enum cj_profile profile, cj_error *
         /* Production serves courses: a sandbox without the Open edX
          * packages is unhealthy there, not silently broken. */
         .required_modules = strdup(dev ? "" : CJ_OPENEDX_MODULES),
-        .selfcheck_interval_s = 300,
-        .helper_timeout_s = 10,
     };
-    if (!c->listen || !c->preimport || !c->required_modules)
+    const struct cj_environment_config *e = &c->environments[0];
+    if (!e->name || !e->preimport || !e->required_modules)
         return cj_fail(err, ENOMEM, "configuration: out of memory");
     return 0;
 }
@@ -315,14 +323,193 @@ static int apply_layers(const struct loader *l, const json_t *value, cj_layer_se
 static const char *const known_keys =
     "profile, listen, port, enabled, required_layers, egress_probe, limits, limit_overrides, "
     "max_concurrency, queue_size, max_body_bytes, max_fields, connection_timeout, pool_size, "
-    "warm, preimport, required_modules, env_dir, uid_base, tmp_size, max_output_bytes, log_code, "
-    "selfcheck_interval, helper_timeout, landlock_min_abi";
+    "warm, preimport, required_modules, env_dir, environments, context_environments, uid_base, "
+    "tmp_size, max_output_bytes, log_code, selfcheck_interval, helper_timeout, landlock_min_abi";
+
+/* ---- environments ---- */
+
+static const char *const environment_keys = "env_dir, warm, pool_size, preimport, required_modules";
+
+/* A key that describes an environment, at `path` (for messages); 1 when
+ * `key` is none of them. */
+static int apply_environment_key(const struct loader *l, const char *key, const char *path,
+                                 const json_t *v, struct cj_environment_config *e)
+{
+    if (strcmp(key, "pool_size") == 0)
+        return get_unsigned(l, path, v, 0, &e->pool_size);
+    if (strcmp(key, "warm") == 0)
+        return get_bool(l, path, v, &e->warm);
+    if (strcmp(key, "preimport") == 0) {
+        static const char *const what =
+            "module names separated by commas (\"numpy,sympy\") or null";
+        if (get_string(l, path, v, what, true, &e->preimport) < 0)
+            return -1;
+        if (e->preimport && !e->preimport[0]) {
+            free(e->preimport);
+            e->preimport = NULL;
+        }
+        return !e->preimport || valid_module_list(e->preimport) ? 0 : expected(l, path, what, v);
+    }
+    if (strcmp(key, "required_modules") == 0) {
+        static const char *const what = "module names separated by commas or null";
+        if (get_string(l, path, v, what, true, &e->required_modules) < 0)
+            return -1;
+        return !e->required_modules || !e->required_modules[0] ||
+                       valid_module_list(e->required_modules)
+                   ? 0
+                   : expected(l, path, what, v);
+    }
+    if (strcmp(key, "env_dir") == 0) {
+        static const char *const what = "an absolute path or null";
+        if (get_string(l, path, v, what, true, &e->env_dir) < 0)
+            return -1;
+        return !e->env_dir || e->env_dir[0] == '/' ? 0 : expected(l, path, what, v);
+    }
+    return 1;
+}
+
+static void environment_free(struct cj_environment_config *e)
+{
+    free(e->name);
+    free(e->env_dir);
+    free(e->preimport);
+    free(e->required_modules);
+}
+
+static int copy_string(const char *from, char **to)
+{
+    *to = from ? strdup(from) : NULL;
+    return from && !*to ? -1 : 0;
+}
+
+/* Names appear in metrics labels, logs and paths: a short, plain word. */
+static bool valid_environment_name(const char *s)
+{
+    size_t n = strlen(s);
+    return n && n <= CJ_ENVIRONMENT_NAME_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n && s[0] != '-' && s[0] != '_';
+}
+
+static int apply_environments(const struct loader *l, const json_t *object, struct cj_config *c)
+{
+    if (!json_is_object(object))
+        return expected(l, "environments", "an object of named environments", object);
+    size_t n = json_object_size(object);
+    if (n + 1 > CJ_ENVIRONMENTS_MAX)
+        return fail(l, "environments", "at most %d environments besides \"default\"",
+                    CJ_ENVIRONMENTS_MAX - 1);
+    struct cj_environment_config *all = realloc(c->environments, (n + 1) * sizeof *all);
+    if (!all)
+        return cj_fail(l->err, ENOMEM, "%s: environments: out of memory", l->file);
+    c->environments = all;
+    const struct cj_environment_config *base = &all[0];
+    const char *name;
+    const json_t *value;
+    json_object_foreach((json_t *)object, name, value)
+    {
+        char path[128];
+        snprintf(path, sizeof path, "environments[\"%.64s\"]", name);
+        if (strcmp(name, "default") == 0)
+            return fail(l, path, "the default environment is set by the top-level keys (%s)",
+                        environment_keys);
+        if (!valid_environment_name(name))
+            return fail(l, path,
+                        "a name is 1 to %d characters of a-z, 0-9, '_' and '-', starting "
+                        "with a letter or digit",
+                        CJ_ENVIRONMENT_NAME_MAX);
+        if (!json_is_object(value))
+            return expected(l, path, "an object", value);
+        struct cj_environment_config *e = &all[c->n_environments];
+        *e = (struct cj_environment_config){.warm = base->warm, .pool_size = base->pool_size};
+        c->n_environments++;
+        if (copy_string(name, &e->name) < 0 || copy_string(base->preimport, &e->preimport) < 0 ||
+            copy_string(base->required_modules, &e->required_modules) < 0)
+            return cj_fail(l->err, ENOMEM, "%s: environments: out of memory", l->file);
+        const char *key;
+        const json_t *v;
+        json_object_foreach((json_t *)value, key, v)
+        {
+            char key_path[200];
+            snprintf(key_path, sizeof key_path, "%s.%.32s", path, key);
+            int rc = apply_environment_key(l, key, key_path, v, e);
+            if (rc < 0)
+                return -1;
+            if (rc > 0)
+                return fail(l, key_path, "unknown key (known: %s)", environment_keys);
+        }
+        /* The default's root is the build's; another environment is another root. */
+        if (!e->env_dir)
+            return fail(l, path, "env_dir is required");
+    }
+    return 0;
+}
+
+static int compare_routes(const void *a, const void *b)
+{
+    const struct cj_context_route *x = a, *y = b;
+    if (x->prefix != y->prefix)
+        return x->prefix ? 1 : -1;
+    if (x->prefix) {
+        size_t lx = strlen(x->pattern), ly = strlen(y->pattern);
+        if (lx != ly)
+            return lx < ly ? 1 : -1;
+    }
+    return strcmp(x->pattern, y->pattern);
+}
+
+static int apply_routes(const struct loader *l, const json_t *object, struct cj_config *c)
+{
+    if (!json_is_object(object))
+        return expected(l, "context_environments",
+                        "an object of contexts (or prefixes ending in '*') and environment names",
+                        object);
+    size_t n = json_object_size(object);
+    if (!n)
+        return 0;
+    c->routes = calloc(n, sizeof *c->routes);
+    if (!c->routes)
+        return cj_fail(l->err, ENOMEM, "%s: context_environments: out of memory", l->file);
+    const char *pattern;
+    const json_t *value;
+    json_object_foreach((json_t *)object, pattern, value)
+    {
+        char path[160];
+        snprintf(path, sizeof path, "context_environments[\"%.128s\"]", pattern);
+        size_t len = strlen(pattern);
+        const char *star = strchr(pattern, '*');
+        if (!len || (star && star != pattern + len - 1))
+            return fail(l, path, "expected a context, or a prefix followed by one '*' at the end");
+        if (!json_is_string(value))
+            return expected(l, path, "an environment name", value);
+        size_t env = 0;
+        while (env < c->n_environments &&
+               strcmp(c->environments[env].name, json_string_value(value)) != 0)
+            env++;
+        if (env == c->n_environments)
+            return fail(l, path, "no environment \"%.64s\" (configured: see \"environments\")",
+                        json_string_value(value));
+        struct cj_context_route *r = &c->routes[c->n_routes];
+        r->prefix = star != NULL;
+        r->pattern = strndup(pattern, r->prefix ? len - 1 : len);
+        if (!r->pattern)
+            return cj_fail(l->err, ENOMEM, "%s: context_environments: out of memory", l->file);
+        r->environment = env;
+        c->n_routes++;
+    }
+    qsort(c->routes, c->n_routes, sizeof *c->routes, compare_routes);
+    return 0;
+}
 
 static int apply_key(const struct loader *l, const char *key, const json_t *v, struct cj_config *c)
 {
     uint64_t n = 0;
-    if (strcmp(key, "profile") == 0 || strcmp(key, "limit_overrides") == 0 || key[0] == '_')
+    if (strcmp(key, "profile") == 0 || strcmp(key, "limit_overrides") == 0 ||
+        strcmp(key, "environments") == 0 || strcmp(key, "context_environments") == 0 ||
+        key[0] == '_')
         return 0; /* handled before and after the others; "_comment" and the like */
+    int rc = apply_environment_key(l, key, key, v, &c->environments[0]);
+    if (rc <= 0)
+        return rc;
     if (strcmp(key, "listen") == 0) {
         if (get_string(l, key, v, "an IPv4 or IPv6 address", false, &c->listen) < 0)
             return -1;
@@ -360,46 +547,16 @@ static int apply_key(const struct loader *l, const char *key, const json_t *v, s
         return get_unsigned(l, key, v, 1, &c->max_fields);
     if (strcmp(key, "connection_timeout") == 0)
         return get_unsigned(l, key, v, 1, &c->connection_timeout_s);
-    if (strcmp(key, "pool_size") == 0)
-        return get_unsigned(l, key, v, 0, &c->pool_size);
     if (strcmp(key, "selfcheck_interval") == 0)
         return get_bounded(l, key, v, 0, 86400, &c->selfcheck_interval_s);
     if (strcmp(key, "helper_timeout") == 0)
         /* bounded so that it fits in milliseconds */
         return get_bounded(l, key, v, 1, 3600, &c->helper_timeout_s);
-    if (strcmp(key, "warm") == 0)
-        return get_bool(l, key, v, &c->warm);
-    if (strcmp(key, "preimport") == 0) {
-        static const char *const what =
-            "module names separated by commas (\"numpy,sympy\") or null";
-        if (get_string(l, key, v, what, true, &c->preimport) < 0)
-            return -1;
-        if (c->preimport && !c->preimport[0]) {
-            free(c->preimport);
-            c->preimport = NULL;
-        }
-        return !c->preimport || valid_module_list(c->preimport) ? 0 : expected(l, key, what, v);
-    }
-    if (strcmp(key, "required_modules") == 0) {
-        static const char *const what = "module names separated by commas or null";
-        if (get_string(l, key, v, what, true, &c->required_modules) < 0)
-            return -1;
-        return !c->required_modules || !c->required_modules[0] ||
-                       valid_module_list(c->required_modules)
-                   ? 0
-                   : expected(l, key, what, v);
-    }
     if (strcmp(key, "max_output_bytes") == 0) {
         if (get_uint(l, key, v, 1, SIZE_MAX, &n) < 0)
             return -1;
         c->max_output_bytes = (size_t)n;
         return 0;
-    }
-    if (strcmp(key, "env_dir") == 0) {
-        static const char *const what = "an absolute path or null";
-        if (get_string(l, key, v, what, true, &c->env_dir) < 0)
-            return -1;
-        return !c->env_dir || c->env_dir[0] == '/' ? 0 : expected(l, key, what, v);
     }
     if (strcmp(key, "uid_base") == 0) {
         /* (uid_t)-1 means "no change" to the id calls, never an id. */
@@ -511,6 +668,13 @@ static int load(struct cj_config *c, enum cj_profile profile, const char *path, 
         const json_t *overrides = json_object_get(root, "limit_overrides");
         if (overrides && apply_overrides(&l, overrides, c) < 0)
             return -1;
+        /* After the top-level keys, which the environments inherit. */
+        const json_t *environments = json_object_get(root, "environments");
+        if (environments && apply_environments(&l, environments, c) < 0)
+            return -1;
+        const json_t *routes = json_object_get(root, "context_environments");
+        if (routes && apply_routes(&l, routes, c) < 0)
+            return -1;
     }
     if (apply_env(c, err) < 0)
         return -1;
@@ -541,9 +705,12 @@ void cj_config_free(struct cj_config *config)
     for (size_t i = 0; i < config->n_overrides; i++)
         free(config->overrides[i].name);
     free(config->overrides);
-    free(config->preimport);
-    free(config->required_modules);
-    free(config->env_dir);
+    for (size_t i = 0; i < config->n_environments; i++)
+        environment_free(&config->environments[i]);
+    free(config->environments);
+    for (size_t i = 0; i < config->n_routes; i++)
+        free(config->routes[i].pattern);
+    free(config->routes);
     *config = (struct cj_config){0};
 }
 
@@ -559,4 +726,32 @@ const struct cj_limits *cj_config_limits_for(const struct cj_config *config, con
     const struct cj_limit_override *o = bsearch(context, config->overrides, config->n_overrides,
                                                 sizeof *config->overrides, compare_name);
     return o ? &o->limits : &config->limits;
+}
+
+size_t cj_config_environment_for(const struct cj_config *config, const char *context)
+{
+    if (!context)
+        return 0;
+    /* Exact routes come first, then prefixes, longest first. */
+    for (size_t i = 0; i < config->n_routes; i++) {
+        const struct cj_context_route *r = &config->routes[i];
+        if (r->prefix ? strncmp(context, r->pattern, strlen(r->pattern)) == 0
+                      : strcmp(context, r->pattern) == 0)
+            return r->environment;
+    }
+    return 0;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool cj_environment_config_equal(const struct cj_environment_config *a,
+                                 const struct cj_environment_config *b)
+{
+    return same_string(a->name, b->name) && same_string(a->env_dir, b->env_dir) &&
+           a->warm == b->warm && a->pool_size == b->pool_size &&
+           same_string(a->preimport, b->preimport) &&
+           same_string(a->required_modules, b->required_modules);
 }

@@ -11,7 +11,15 @@
  * layers the host lacks are tolerated) and "production" (execution off until
  * "enabled": true, every layer the host offers is required, optional
  * "egress_probe" checked at start). A bad file stops the daemon with a
- * message naming the file, the key and the problem. */
+ * message naming the file, the key and the problem.
+ *
+ * Sandbox environments: the top-level keys env_dir, warm, pool_size,
+ * preimport and required_modules describe the "default" environment;
+ * "environments" names more ({"next": {"env_dir": "/opt/codejail/envs/next"}}),
+ * each inheriting the top-level values of the keys it does not set, and
+ * "context_environments" sends contexts to them by exact name or by a
+ * prefix ending in '*' ({"course-v1:MITx+*": "next"}). Everything else is
+ * served by "default". */
 #ifndef CODEJAIL_CONFIG_H
 #define CODEJAIL_CONFIG_H
 
@@ -30,6 +38,26 @@ struct cj_limit_override {
     struct cj_limits limits; /* already merged over the defaults */
 };
 
+/* A sandbox environment: a read-only Python root and how it is served. */
+struct cj_environment_config {
+    char *name;             /* "default", or a key of "environments" */
+    char *env_dir;          /* NULL: the build's (default only) */
+    bool warm;              /* fork sandboxes from one started interpreter */
+    unsigned pool_size;     /* pre-started sandboxes per lane (0: none) */
+    char *preimport;        /* modules imported once in warm mode, comma-separated */
+    char *required_modules; /* must import in the sandbox, comma-separated ("": none) */
+};
+
+/* "context_environments": a context, or a prefix of contexts, and where it goes. */
+struct cj_context_route {
+    char *pattern; /* without the '*' of a prefix */
+    bool prefix;
+    size_t environment; /* index in cj_config.environments */
+};
+
+#define CJ_ENVIRONMENT_NAME_MAX 32
+#define CJ_ENVIRONMENTS_MAX     16
+
 struct cj_config {
     enum cj_profile profile;
     char *listen;            /* address, default 127.0.0.1 (development) or 0.0.0.0 */
@@ -46,11 +74,12 @@ struct cj_config {
     unsigned max_fields;      /* form fields (files are counted apart) */
     size_t max_output_bytes;  /* the globals an execution leaves behind */
     unsigned connection_timeout_s;
-    unsigned pool_size;            /* pre-started sandboxes (0: none) */
-    bool warm;                     /* fork sandboxes from one started interpreter */
-    char *preimport;               /* modules imported once in warm mode, comma-separated */
-    char *required_modules;        /* must import in the sandbox, comma-separated ("": none) */
-    char *env_dir;                 /* NULL: build default */
+    /* [0] is "default"; routes: exact ones first, then prefixes, longest
+     * first. */
+    struct cj_environment_config *environments;
+    size_t n_environments;
+    struct cj_context_route *routes;
+    size_t n_routes;
     uint32_t uid_base;             /* 0: engine default */
     uint64_t tmp_size;             /* 0: engine default */
     bool log_code;                 /* debug: log code and globals (never in production) */
@@ -70,5 +99,13 @@ void cj_config_free(struct cj_config *config);
 
 /* The limits for a limit_overrides_context (NULL or unknown: the defaults). */
 const struct cj_limits *cj_config_limits_for(const struct cj_config *config, const char *context);
+
+/* The environment for a limit_overrides_context: an exact route, else the
+ * longest prefix that matches, else "default" (index 0). */
+size_t cj_config_environment_for(const struct cj_config *config, const char *context);
+
+/* Whether two environments would be served alike (same name and settings). */
+bool cj_environment_config_equal(const struct cj_environment_config *a,
+                                 const struct cj_environment_config *b);
 
 #endif

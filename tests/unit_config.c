@@ -65,10 +65,10 @@ static void assert_common_defaults(const struct cj_config *c)
     assert_int_equal(c->max_fields, 1000);
     assert_int_equal(c->max_output_bytes, 64u << 20);
     assert_int_equal(c->connection_timeout_s, 30);
-    assert_true(c->warm);
-    assert_int_equal(c->pool_size, 2);
-    assert_non_null(strstr(c->preimport, "random2,six.moves,calc"));
-    assert_null(c->env_dir);
+    assert_true(c->environments[0].warm);
+    assert_int_equal(c->environments[0].pool_size, 2);
+    assert_non_null(strstr(c->environments[0].preimport, "random2,six.moves,calc"));
+    assert_null(c->environments[0].env_dir);
     assert_int_equal(c->uid_base, 0);
     assert_int_equal(c->tmp_size, 0);
     assert_false(c->log_code);
@@ -83,7 +83,7 @@ static void test_defaults_production(void **state)
     assert_int_equal(c.profile, CJ_PROFILE_PRODUCTION);
     assert_string_equal(c.listen, "0.0.0.0");
     assert_false(c.enabled);
-    assert_string_equal(c.required_modules, CJ_OPENEDX_MODULES);
+    assert_string_equal(c.environments[0].required_modules, CJ_OPENEDX_MODULES);
     assert_common_defaults(&c);
     cj_config_free(&c);
 }
@@ -97,7 +97,7 @@ static void test_defaults_development(void **state)
     assert_int_equal(c.profile, CJ_PROFILE_DEVELOPMENT);
     assert_string_equal(c.listen, "127.0.0.1");
     assert_true(c.enabled);
-    assert_string_equal(c.required_modules, "");
+    assert_string_equal(c.environments[0].required_modules, "");
     assert_common_defaults(&c);
     cj_config_free(&c);
 
@@ -133,13 +133,14 @@ static void test_example_file(void **state)
     assert_int_equal(c.max_body_bytes, 33554432);
     assert_int_equal(c.max_fields, 1000);
     assert_int_equal(c.connection_timeout_s, 30);
-    assert_int_equal(c.pool_size, 4);
-    assert_true(c.warm);
-    assert_string_equal(c.preimport, "numpy,random2,six.moves,calc,chem.chemcalc,chem.chemtools,"
-                                     "chem.miller,symmath,eia,verifiers.draganddrop");
-    assert_string_equal(c.required_modules, CJ_OPENEDX_MODULES);
+    assert_int_equal(c.environments[0].pool_size, 4);
+    assert_true(c.environments[0].warm);
+    assert_string_equal(c.environments[0].preimport,
+                        "numpy,random2,six.moves,calc,chem.chemcalc,chem.chemtools,"
+                        "chem.miller,symmath,eia,verifiers.draganddrop");
+    assert_string_equal(c.environments[0].required_modules, CJ_OPENEDX_MODULES);
     assert_int_equal(c.max_output_bytes, 64u << 20);
-    assert_null(c.env_dir);
+    assert_null(c.environments[0].env_dir);
     assert_int_equal(c.uid_base, 0);
     assert_int_equal(c.tmp_size, 0);
     assert_false(c.log_code);
@@ -175,10 +176,10 @@ static void test_every_key(void **state)
     assert_int_equal(c.max_body_bytes, 1000);
     assert_int_equal(c.max_fields, 2);
     assert_int_equal(c.connection_timeout_s, 5);
-    assert_int_equal(c.pool_size, 8);
-    assert_false(c.warm);
-    assert_string_equal(c.preimport, "numpy,scipy.linalg,_x1");
-    assert_string_equal(c.env_dir, "/opt/env");
+    assert_int_equal(c.environments[0].pool_size, 8);
+    assert_false(c.environments[0].warm);
+    assert_string_equal(c.environments[0].preimport, "numpy,scipy.linalg,_x1");
+    assert_string_equal(c.environments[0].env_dir, "/opt/env");
     assert_int_equal(c.uid_base, 100000);
     assert_int_equal(c.tmp_size, 4194304);
     assert_true(c.log_code);
@@ -192,8 +193,8 @@ static void test_every_key(void **state)
                                CJ_PROFILE_PRODUCTION, &c, &err),
                      0);
     assert_null(c.egress_probe);
-    assert_null(c.preimport);
-    assert_null(c.env_dir);
+    assert_null(c.environments[0].preimport);
+    assert_null(c.environments[0].env_dir);
     assert_int_equal(c.required, 0);
     cj_config_free(&c);
 }
@@ -210,9 +211,9 @@ static const struct bad_file bad_files[] = {
     {"{\"prot\": 1}",
      "prot: unknown key (known: profile, listen, port, enabled, required_layers, egress_probe, "
      "limits, limit_overrides, max_concurrency, queue_size, max_body_bytes, max_fields, "
-     "connection_timeout, pool_size, warm, preimport, required_modules, env_dir, uid_base, "
-     "tmp_size, max_output_bytes, log_code, selfcheck_interval, helper_timeout, landlock_min_abi; "
-     "keys starting with '_' are ignored)"},
+     "connection_timeout, pool_size, warm, preimport, required_modules, env_dir, environments, "
+     "context_environments, uid_base, tmp_size, max_output_bytes, log_code, selfcheck_interval, "
+     "helper_timeout, landlock_min_abi; keys starting with '_' are ignored)"},
     {"{\"helper_timeout\": 0}", "helper_timeout: expected an integer from 1 to 3600, got 0"},
     {"{\"selfcheck_interval\": 86401}",
      "selfcheck_interval: expected an integer from 0 to 86400, got 86401"},
@@ -285,7 +286,90 @@ static const struct bad_file bad_files[] = {
     {"{\"tmp_size\": -1}", "tmp_size: expected a non-negative integer, got -1"},
     {"{\"log_code\": true}",
      "log_code: not allowed with profile \"production\" (it logs submitted code and globals)"},
+    {"{\"environments\": []}", "environments: expected an object of named environments, got []"},
+    {"{\"environments\": {\"default\": {}}}",
+     "environments[\"default\"]: the default environment is set by the top-level keys (env_dir, "
+     "warm, pool_size, preimport, required_modules)"},
+    {"{\"environments\": {\"Next\": {\"env_dir\": \"/e\"}}}",
+     "environments[\"Next\"]: a name is 1 to 32 characters of a-z, 0-9, '_' and '-', starting "
+     "with a letter or digit"},
+    {"{\"environments\": {\"next\": {}}}", "environments[\"next\"]: env_dir is required"},
+    {"{\"environments\": {\"next\": 1}}", "environments[\"next\"]: expected an object, got 1"},
+    {"{\"environments\": {\"next\": {\"env_dir\": \"/e\", \"limits\": {}}}}",
+     "environments[\"next\"].limits: unknown key (known: env_dir, warm, pool_size, preimport, "
+     "required_modules)"},
+    {"{\"environments\": {\"next\": {\"env_dir\": \"e\"}}}",
+     "environments[\"next\"].env_dir: expected an absolute path or null, got \"e\""},
+    {"{\"context_environments\": {\"course-v1:A+B+C\": \"next\"}}",
+     "context_environments[\"course-v1:A+B+C\"]: no environment \"next\" (configured: see "
+     "\"environments\")"},
+    {"{\"context_environments\": {\"course-v1:*+B\": \"default\"}}",
+     "context_environments[\"course-v1:*+B\"]: expected a context, or a prefix followed by one "
+     "'*' at the end"},
+    {"{\"context_environments\": {\"x\": 1}}",
+     "context_environments[\"x\"]: expected an environment name, got 1"},
 };
+
+/* Environments inherit the top-level keys they do not set, and contexts go
+ * to them exactly, by the longest prefix, or to the default. */
+static void test_environments(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "{\"pool_size\": 3, \"preimport\": \"numpy\", \"required_modules\": \"six\", "
+        "\"environments\": {\"next\": {\"env_dir\": \"/opt/next\", \"warm\": false}, "
+        "\"old\": {\"env_dir\": \"/opt/old\", \"pool_size\": 0, \"preimport\": null}}, "
+        "\"context_environments\": {\"course-v1:MITx+*\": \"next\", "
+        "\"course-v1:MITx+6.00x+*\": \"old\", \"course-v1:MITx+6.00x+2026\": \"default\", "
+        "\"course-v1:HarvardX+CS50+2026\": \"old\"}}";
+    struct cj_config c;
+    cj_error err;
+    if (load_text(text, CJ_PROFILE_PRODUCTION, &c, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(c.n_environments, 3);
+    const struct cj_environment_config *d = &c.environments[0], *next = NULL, *old = NULL;
+    for (size_t i = 1; i < c.n_environments; i++) {
+        if (strcmp(c.environments[i].name, "next") == 0)
+            next = &c.environments[i];
+        else if (strcmp(c.environments[i].name, "old") == 0)
+            old = &c.environments[i];
+    }
+    assert_non_null(next);
+    assert_non_null(old);
+    assert_string_equal(d->name, "default");
+    assert_null(d->env_dir);
+    assert_string_equal(next->env_dir, "/opt/next");
+    assert_false(next->warm);
+    assert_int_equal(next->pool_size, 3);
+    assert_string_equal(next->preimport, "numpy");
+    assert_string_equal(next->required_modules, "six");
+    assert_true(old->warm);
+    assert_int_equal(old->pool_size, 0);
+    assert_null(old->preimport);
+
+    static const struct {
+        const char *context, *environment;
+    } routes[] = {
+        {NULL, "default"},
+        {"", "default"},
+        {"course-v1:MITx+18.01x+2026", "next"},
+        {"course-v1:MITx+", "next"},
+        {"course-v1:MITx", "default"},
+        {"course-v1:MITx+6.00x+2025", "old"},
+        {"course-v1:MITx+6.00x+2026", "default"},
+        {"course-v1:HarvardX+CS50+2026", "old"},
+        {"course-v1:HarvardX+CS50+2026x", "default"},
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        size_t env = cj_config_environment_for(&c, routes[i].context);
+        if (strcmp(c.environments[env].name, routes[i].environment) != 0)
+            fail_msg("%s went to %s, not %s", routes[i].context ? routes[i].context : "(null)",
+                     c.environments[env].name, routes[i].environment);
+    }
+    assert_true(cj_environment_config_equal(next, next));
+    assert_false(cj_environment_config_equal(next, old));
+    cj_config_free(&c);
+}
 
 static void test_landlock_min_abi(void **state)
 {
@@ -424,7 +508,7 @@ static void test_profile_precedence(void **state)
     assert_int_equal(c.profile, CJ_PROFILE_PRODUCTION);
     assert_string_equal(c.listen, "0.0.0.0");
     assert_false(c.enabled);
-    assert_true(c.warm); /* the file's key beats the profile's default */
+    assert_true(c.environments[0].warm); /* the file's key beats the profile's default */
     cj_config_free(&c);
 
     /* log_code is refused by the profile in force, wherever it came from. */
@@ -513,6 +597,7 @@ int main(void)
         cmocka_unit_test_setup(test_overrides, setup),
         cmocka_unit_test_setup(test_codejail_limits_carry_over, setup),
         cmocka_unit_test_setup(test_free_twice, setup),
+        cmocka_unit_test_setup(test_environments, setup),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(path);
