@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc)
 REQUIREMENTS ?= sandbox/requirements.txt $(EXTRA_REQUIREMENTS)
 FUZZ_RUNS  ?= 20000
 
-.PHONY: all deps build build-test env run test unit integration format check-format clean
+.PHONY: all deps build build-test env environment run test unit integration format check-format clean
 
 all: build
 
@@ -33,22 +33,40 @@ env: deps
 	/usr/bin/python3 sandbox/build-env.py --packages sandbox/packages.txt \
 	    $(foreach r,$(REQUIREMENTS),--requirements $(r)) $(if $(FORCE),--force) --dest $(ENV_DIR)
 
+# A further sandbox environment (README, "Sandbox environments"), built in
+# $(ENVIRONMENTS)/NAME from the Debian packages of sandbox/packages.txt plus
+# FROM/packages.txt (the host's versions, so an environment can only add to
+# them) and from FROM/requirements.txt in place of sandbox/requirements.txt
+# (pip's pins are each environment's own). Both files are optional.
+ENVIRONMENTS ?= $(CURDIR)/$(BUILD)/environments
+environment: deps
+	@[ -n "$(NAME)" ] && [ -d "$(FROM)" ] || { echo "usage: make environment NAME=next FROM=DIR" \
+	    "(DIR holds packages.txt and requirements.txt, each optional)" >&2; exit 2; }
+	@scripts/install-deps.sh $(wildcard $(FROM)/packages.txt)
+	/usr/bin/python3 sandbox/build-env.py --packages sandbox/packages.txt \
+	    $(addprefix --packages ,$(wildcard $(FROM)/packages.txt)) \
+	    $(foreach r,$(or $(wildcard $(FROM)/requirements.txt),$(REQUIREMENTS)),--requirements $(r)) \
+	    $(if $(FORCE),--force) --dest $(ENVIRONMENTS)/$(NAME)
+
 run: build env
 	$(BUILD)/codejaild --profile development --listen 127.0.0.1 --port $(PORT)
 
 # Unit and engine tests (sanitizer build), then the sandbox's integration
 # tests against both builds, the API tests against the daemon (pool on and
 # off, and every allow and deny test again behind the LMS's prolog) and the
-# fault-injection tests (helpers killed and stopped, the daemon killed,
-# resources exhausted), each inside a network namespace of its own with only
+# daemon's own tests (faults injected: helpers killed and stopped, the daemon
+# killed, resources exhausted; two sandbox environments, reloaded under
+# load), each inside a network namespace of its own with only
 # loopback up; then each libFuzzer target for a bounded number of runs.
 test: build build-test env check-format
+	$(MAKE) environment NAME=next FROM=tests/environments/next
 	unshare --net sh -c 'ip link set lo up && cd $(TESTBUILD) && ctest --output-on-failure'
 	tests/run-integration.sh $(CURDIR)/$(TESTBUILD) $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh --pool-off $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh --lms-prolog $(CURDIR)/$(BUILD) -- -k 'deny or allow'
-	CODEJAIL_ENV_DIR=$(ENV_DIR) tests/run-fault-tests.sh $(CURDIR)/$(BUILD)
+	CODEJAIL_ENV_DIR=$(ENV_DIR) CODEJAIL_NEXT_ENV_DIR=$(ENVIRONMENTS)/next \
+	    tests/run-fault-tests.sh $(CURDIR)/$(BUILD)
 	tests/run-fuzz.sh -runs=$(FUZZ_RUNS)
 
 format:
@@ -61,10 +79,12 @@ clean:
 	rm -rf $(BUILD) $(TESTBUILD)
 
 # The benchmark: latency, throughput and memory of codejaild against the bare
-# interpreter, in a network namespace of its own; table and chart in
+# interpreter, and what a second sandbox environment costs, in a network
+# namespace of its own; table and chart in
 # $(BUILD)/bench/. It reports; it never fails on a slow figure.
 bench: build env
-	unshare --net sh -c 'ip link set lo up && /usr/bin/python3 tests/bench/codejail_bench.py --build $(BUILD) --out $(BUILD)/bench --env $(ENV_DIR)'
+	$(MAKE) environment NAME=next FROM=tests/environments/next
+	unshare --net sh -c 'ip link set lo up && /usr/bin/python3 tests/bench/codejail_bench.py --build $(BUILD) --out $(BUILD)/bench --env $(ENV_DIR) --next-env $(ENVIRONMENTS)/next'
 
 # The soak: SOAK_S seconds (default 600) of mixed load with sandbox helpers
 # killed at random, sampled every 5 s; fails on growth that does not come

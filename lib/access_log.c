@@ -146,6 +146,7 @@ void cj_access_log(const struct cj_access_entry *e)
     cj_log_ms(&line, "duration_ms", e->duration_ms);
     cj_log_str(&line, "slug", e->slug);
     cj_log_str(&line, "limit_overrides_context", e->limit_overrides_context);
+    cj_log_str(&line, "environment", e->environment);
     cj_log_int(&line, "code_bytes", (long long)e->code_bytes);
     cj_log_int(&line, "globals_bytes", (long long)e->globals_bytes);
     cj_log_int(&line, "upload_bytes", (long long)e->upload_bytes);

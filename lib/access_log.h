@@ -51,6 +51,7 @@ struct cj_access_entry {
     double duration_ms;
     const char *slug;                    /* NULL: none */
     const char *limit_overrides_context; /* NULL: none */
+    const char *environment;             /* the sandbox environment chosen, or NULL */
     bool executed;
     int exit_status;
     bool timed_out;

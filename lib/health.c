@@ -13,10 +13,7 @@
 /* A failed check is tried again this soon (a lane may come back), rather
  * than after the whole interval. */
 #define RECHECK_FAILED_S 10
-/* The supervisor's loop goes round every second; one that has not for this
- * long is stuck. */
-#define STUCK_AFTER_S 30
-#define MAX_LANES     CJ_SUPERVISOR_MAX_LANES
+#define MAX_LANES        CJ_SUPERVISOR_MAX_LANES
 
 struct cj_health {
     struct cj_health_config config;
@@ -48,13 +45,15 @@ static int append_time(struct cj_buf *out, double t)
     return cj_buf_printf(out, "\"%s\"", text);
 }
 
-static void log_selfcheck(const struct cj_selfcheck *report, const char *why)
+static void log_selfcheck(const struct cj_health *h, const struct cj_selfcheck *report,
+                          const char *why)
 {
     struct cj_buf detail;
     cj_buf_init(&detail, 0);
     struct cj_log_line line;
     cj_log_begin(&line, report->ok ? "info" : "error", "selfcheck");
     cj_log_bool(&line, "ok", report->ok);
+    cj_log_str(&line, "environment", h->config.name);
     cj_log_str(&line, "trigger", why);
     if (cj_selfcheck_to_json(report, &detail) == 0)
         cj_log_json(&line, "detail", detail.data);
@@ -66,7 +65,7 @@ static void check_once(struct cj_health *h, struct cj_selfcheck *report, const c
 {
     cj_selfcheck_run(h->config.engine, h->config.required, h->config.egress_probe, report);
     cj_selfcheck_modules(h->config.engine, h->config.required_modules, report);
-    log_selfcheck(report, why);
+    log_selfcheck(h, report, why);
 }
 
 static void run_check(struct cj_health *h, const char *why)
@@ -154,7 +153,7 @@ int cj_health_start(const struct cj_health_config *config, struct cj_health **he
     }
     if (!config->engine) {
         h->report = *config->failed;
-        log_selfcheck(&h->report, "start");
+        log_selfcheck(h, &h->report, "start");
         *health = h;
         return 0;
     }
@@ -202,7 +201,7 @@ static unsigned lanes(const struct cj_health *h)
     return n < MAX_LANES ? n : MAX_LANES;
 }
 
-int cj_health_readiness(struct cj_health *h, struct cj_buf *body, bool *ready)
+int cj_health_readiness(struct cj_health *h, struct cj_buf *members, bool *ready)
 {
     struct cj_lane_status status[MAX_LANES];
     unsigned n = lanes(h);
@@ -220,46 +219,33 @@ int cj_health_readiness(struct cj_health *h, struct cj_buf *body, bool *ready)
 
     cleanup_buf struct cj_buf detail;
     cj_buf_init(&detail, 0);
-    /* The API's {"status": ...} first, then the check's own members
-     * ("ok", "layers", "checks"), spliced in after its opening brace. */
+    /* The check's own members ("ok", "layers", "checks"), without its braces. */
     if (cj_selfcheck_to_json(&report, &detail) < 0 || detail.len < 2 || detail.data[0] != '{')
         return -1;
     detail.data[detail.len - 1] = '\0';
-    int rc = cj_buf_printf(body, "{\"status\": \"%s\", %s, \"lanes\": {",
-                           *ready ? "OK" : "UNAVAILABLE", detail.data + 1);
+    int rc = cj_buf_printf(members, "%s, \"lanes\": {", detail.data + 1);
     for (unsigned i = 0; i < n; i++) {
-        rc |= cj_buf_printf(body, "%s\"%s\": {\"state\": \"%s\", \"since\": ", i ? ", " : "",
+        rc |= cj_buf_printf(members, "%s\"%s\": {\"state\": \"%s\", \"since\": ", i ? ", " : "",
                             cj_engine_lane_name(h->config.engine, i), status[i].up ? "up" : "down");
-        rc |= append_time(body, status[i].since);
-        rc |= cj_buf_append_str(body, status[i].up ? ", \"last_fault\": " : ", \"why\": ");
-        rc |= cj_json_append_string(body, status[i].why,
+        rc |= append_time(members, status[i].since);
+        rc |= cj_buf_append_str(members, status[i].up ? ", \"last_fault\": " : ", \"why\": ");
+        rc |= cj_json_append_string(members, status[i].why,
                                     strnlen(status[i].why, sizeof status[i].why));
-        rc |= cj_buf_printf(body, ", \"restarts\": %lu}", status[i].restarts);
+        rc |= cj_buf_printf(members, ", \"restarts\": %lu}", status[i].restarts);
     }
-    rc |= cj_buf_printf(body, "}, \"selfcheck\": {\"runs\": %lu, \"last_run\": ", runs);
-    rc |= last_run ? append_time(body, last_run) : cj_buf_append_str(body, "null");
-    rc |= cj_buf_append_str(body, "}}");
+    rc |= cj_buf_printf(members, "}, \"pool_ready\": %u",
+                        h->config.engine ? cj_engine_pool_ready(h->config.engine) : 0);
+    rc |= cj_buf_printf(members, ", \"selfcheck\": {\"runs\": %lu, \"last_run\": ", runs);
+    rc |= last_run ? append_time(members, last_run) : cj_buf_append_str(members, "null");
+    rc |= cj_buf_append_str(members, "}");
     return rc ? -1 : 0;
 }
 
-int cj_health_liveness(struct cj_health *h, struct cj_buf *body, bool *alive)
-{
-    double age = h->config.engine ? cj_engine_heartbeat_age(h->config.engine) : 0;
-    *alive = age < STUCK_AFTER_S;
-    if (*alive)
-        return cj_buf_append_str(body, "{\"status\": \"OK\"}");
-    return cj_buf_printf(body,
-                         "{\"status\": \"STUCK\", \"detail\": \"the supervisor's loop last ran "
-                         "%.0f s ago\"}",
-                         age);
-}
-
-void cj_health_publish(struct cj_health *h, struct cj_metrics *metrics)
+void cj_health_report(struct cj_health *h, struct cj_selfcheck *report)
 {
     pthread_mutex_lock(&h->lock);
-    struct cj_selfcheck report = h->report;
+    *report = h->report;
     pthread_mutex_unlock(&h->lock);
-    cj_metrics_selfcheck(metrics, &report);
 }
 
 static int family(struct cj_buf *out, const char *name, const char *type, const char *help)
@@ -267,39 +253,62 @@ static int family(struct cj_buf *out, const char *name, const char *type, const 
     return cj_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-int cj_health_render_metrics(struct cj_health *h, struct cj_buf *out)
+int cj_health_render_metrics(struct cj_health *const *healths, const char *const *names, size_t n,
+                             struct cj_buf *out)
 {
-    struct cj_lane_status status[MAX_LANES];
-    unsigned n = lanes(h);
-    for (unsigned i = 0; i < n; i++)
-        cj_engine_lane_status(h->config.engine, i, &status[i]);
+    struct lanes_of {
+        unsigned n;
+        struct cj_lane_status status[MAX_LANES];
+        unsigned long runs;
+        double last_run;
+    } *of = calloc(n ? n : 1, sizeof *of);
+    if (!of)
+        return -1;
+    for (size_t e = 0; e < n; e++) {
+        struct cj_health *h = healths[e];
+        of[e].n = lanes(h);
+        for (unsigned i = 0; i < of[e].n; i++)
+            cj_engine_lane_status(h->config.engine, i, &of[e].status[i]);
+        pthread_mutex_lock(&h->lock);
+        of[e].runs = h->runs;
+        of[e].last_run = h->last_run;
+        pthread_mutex_unlock(&h->lock);
+    }
     int rc = family(out, "codejail_lane_up", "gauge", "1 while the lane can start sandboxes.");
-    for (unsigned i = 0; i < n; i++)
-        rc |= cj_buf_printf(out, "codejail_lane_up{lane=\"%s\"} %d\n",
-                            cj_engine_lane_name(h->config.engine, i), status[i].up ? 1 : 0);
+    for (size_t e = 0; e < n; e++)
+        for (unsigned i = 0; i < of[e].n; i++)
+            rc |= cj_buf_printf(out, "codejail_lane_up{environment=\"%s\",lane=\"%s\"} %d\n",
+                                names[e], cj_engine_lane_name(healths[e]->config.engine, i),
+                                of[e].status[i].up ? 1 : 0);
     rc |= family(out, "codejail_helper_restarts_total", "counter",
                  "Sandbox helpers started again after one died or hung.");
-    for (unsigned i = 0; i < n; i++)
-        rc |= cj_buf_printf(out, "codejail_helper_restarts_total{lane=\"%s\"} %lu\n",
-                            cj_engine_lane_name(h->config.engine, i), status[i].restarts);
+    for (size_t e = 0; e < n; e++)
+        for (unsigned i = 0; i < of[e].n; i++)
+            rc |= cj_buf_printf(
+                out, "codejail_helper_restarts_total{environment=\"%s\",lane=\"%s\"} %lu\n",
+                names[e], cj_engine_lane_name(healths[e]->config.engine, i),
+                of[e].status[i].restarts);
     rc |= family(out, "codejail_sandbox_start_failures_total", "counter",
                  "Sandbox starts that failed, and helpers lost, by cause.");
-    for (unsigned i = 0; i < n; i++) {
-        for (int f = 0; f < CJ_FAULT_COUNT; f++)
-            rc |= cj_buf_printf(out,
-                                "codejail_sandbox_start_failures_total{lane=\"%s\",cause=\"%s\"} "
-                                "%lu\n",
-                                cj_engine_lane_name(h->config.engine, i),
-                                cj_fault_name((enum cj_fault)f), status[i].failures[f]);
-    }
-    pthread_mutex_lock(&h->lock);
-    unsigned long runs = h->runs;
-    double last_run = h->last_run;
-    pthread_mutex_unlock(&h->lock);
+    for (size_t e = 0; e < n; e++)
+        for (unsigned i = 0; i < of[e].n; i++)
+            for (int f = 0; f < CJ_FAULT_COUNT; f++)
+                rc |= cj_buf_printf(out,
+                                    "codejail_sandbox_start_failures_total{environment=\"%s\","
+                                    "lane=\"%s\",cause=\"%s\"} %lu\n",
+                                    names[e], cj_engine_lane_name(healths[e]->config.engine, i),
+                                    cj_fault_name((enum cj_fault)f), of[e].status[i].failures[f]);
     rc |= family(out, "codejail_selfcheck_runs_total", "counter", "Safety checks run.");
-    rc |= cj_buf_printf(out, "codejail_selfcheck_runs_total %lu\n", runs);
+    for (size_t e = 0; e < n; e++)
+        rc |= cj_buf_printf(out, "codejail_selfcheck_runs_total{environment=\"%s\"} %lu\n",
+                            names[e], of[e].runs);
     rc |= family(out, "codejail_selfcheck_last_run_timestamp_seconds", "gauge",
                  "When the latest safety check ran (codejail_selfcheck_ok is its result).");
-    rc |= cj_buf_printf(out, "codejail_selfcheck_last_run_timestamp_seconds %.3f\n", last_run);
+    for (size_t e = 0; e < n; e++)
+        rc |= cj_buf_printf(out,
+                            "codejail_selfcheck_last_run_timestamp_seconds{environment=\"%s\"} "
+                            "%.3f\n",
+                            names[e], of[e].last_run);
+    free(of);
     return rc ? -1 : 0;
 }

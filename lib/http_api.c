@@ -67,6 +67,7 @@ struct request {
     struct cj_form *form;
     struct cj_payload payload;
     bool have_payload;
+    struct cj_environment *environment; /* held from admission to completion */
     /* The answer (set by the handler, or by a worker for the handler to send). */
     unsigned status;
     const char *outcome;
@@ -87,12 +88,12 @@ struct request {
 
 struct cj_http {
     const struct cj_config *config;
-    struct cj_engine *engine;
     cj_http_execute_fn execute;
     void *execute_ctx;
     bool external_loop;
+    struct cj_environments *environments; /* NULL: the fixed check below, and execute */
+    const struct cj_selfcheck *selfcheck;
     bool selfcheck_ok;
-    struct cj_health *health; /* NULL: selfcheck_ok and health_body, fixed at start */
     char *health_body;
     size_t health_len;
     struct cj_metrics *metrics;
@@ -330,12 +331,6 @@ static void *sweeper_main(void *arg)
 
 /* ---- executions ---- */
 
-static int engine_execute(void *ctx, const struct cj_exec_request *request,
-                          struct cj_exec_result *result, cj_error *err)
-{
-    return cj_engine_execute(ctx, request, result, err);
-}
-
 static void set_answer(struct request *r, unsigned status, const char *outcome, struct cj_buf *out)
 {
     r->body = cj_buf_steal(out, &r->body_len);
@@ -376,7 +371,9 @@ static void execute(struct cj_http *h, struct request *r)
     };
     struct cj_exec_result result;
     cj_error err = {0};
-    if (h->execute(h->execute_ctx, &request, &result, &err) < 0) {
+    int rc = r->environment ? cj_environment_execute(r->environment, &request, &result, &err)
+                            : h->execute(h->execute_ctx, &request, &result, &err);
+    if (rc < 0) {
         r->detail = strdup(err.msg);
         set_error_answer(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed.execution",
                          "Codejail execution failed");
@@ -394,8 +391,8 @@ static void execute(struct cj_http *h, struct request *r)
     cleanup_buf struct cj_buf out;
     cj_buf_init(&out, 0);
     bool succeeded;
-    int rc = cj_result_render(&result, r->payload.globals_json, r->payload.globals_len, &out,
-                              &succeeded, &err);
+    rc = cj_result_render(&result, r->payload.globals_json, r->payload.globals_len, &out,
+                          &succeeded, &err);
     cj_exec_result_free(&result);
     if (rc < 0) {
         r->detail = strdup(err.msg);
@@ -508,6 +505,12 @@ static enum MHD_Result send_not_run(struct request *r)
     return send_buf(r, MHD_HTTP_OK, "not_run.missing_upload", CONTENT_TYPE_JSON, &out, NULL);
 }
 
+static enum MHD_Result send_unsafe(struct request *r)
+{
+    return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "disabled.safety_checks_failed",
+                      "Codejail service is not correctly configured", NULL);
+}
+
 static enum MHD_Result body_done(struct cj_http *h, struct request *r)
 {
     pthread_mutex_lock(&h->lock);
@@ -518,9 +521,10 @@ static enum MHD_Result body_done(struct cj_http *h, struct request *r)
     if (!h->config->enabled)
         return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "disabled.feature_switch",
                           "Codejail service not enabled", NULL);
-    if (h->health ? !cj_health_execution_allowed(h->health) : !h->selfcheck_ok)
-        return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "disabled.safety_checks_failed",
-                          "Codejail service is not correctly configured", NULL);
+    /* Before the form, as the reference checks: when no environment may
+     * run code, nothing in the request matters. */
+    if (h->environments ? !cj_environments_any_allowed(h->environments) : !h->selfcheck_ok)
+        return send_unsafe(r);
     struct cj_form_refusal refusal;
     int finished = cj_form_finish(r->form, &refusal);
     /* Too long beats too many at once: retrying would not help it. */
@@ -554,6 +558,12 @@ static enum MHD_Result body_done(struct cj_http *h, struct request *r)
     cj_form_drop_payload(r->form);
     if (file_refused(other_file, &err))
         return send_error(r, MHD_HTTP_BAD_REQUEST, "invalid.files", err.msg, NULL);
+    if (h->environments) {
+        r->environment =
+            cj_environments_acquire(h->environments, r->payload.limit_overrides_context);
+        if (!cj_environment_allowed(r->environment))
+            return send_unsafe(r);
+    }
     if (upload_missing(r))
         return send_not_run(r);
     return admit(h, r);
@@ -597,14 +607,12 @@ static enum MHD_Result send_options(struct request *r)
 
 static enum MHD_Result send_metrics(struct cj_http *h, struct request *r)
 {
-    if (h->engine)
-        cj_metrics_pool_ready(h->metrics, cj_engine_pool_ready(h->engine));
-    if (h->health)
-        cj_health_publish(h->health, h->metrics);
     cleanup_buf struct cj_buf out;
     cj_buf_init(&out, 0);
+    struct cj_metrics_environment fixed = {.name = "default", .selfcheck = h->selfcheck};
     if (cj_metrics_render(h->metrics, &out) < 0 ||
-        (h->health && cj_health_render_metrics(h->health, &out) < 0))
+        (h->environments ? cj_environments_render_metrics(h->environments, &out)
+                         : cj_metrics_render_environments(&fixed, 1, &out)) < 0)
         return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed.memory", "Internal error",
                           NULL);
     return send_buf(r, MHD_HTTP_OK, "metrics", CJ_METRICS_CONTENT_TYPE, &out, NULL);
@@ -644,6 +652,7 @@ static struct request *request_new(struct MHD_Connection *connection, const char
 
 static void request_free(struct request *r)
 {
+    cj_environment_release(r->environment);
     cj_form_free(r->form);
     cj_payload_free(&r->payload);
     free(r->body);
@@ -673,8 +682,8 @@ static enum MHD_Result send_health(struct cj_http *h, struct request *r)
     cleanup_buf struct cj_buf out;
     cj_buf_init(&out, 0);
     bool ok;
-    int rc = r->route == ROUTE_LIVE ? cj_health_liveness(h->health, &out, &ok)
-                                    : cj_health_readiness(h->health, &out, &ok);
+    int rc = r->route == ROUTE_LIVE ? cj_environments_liveness(h->environments, &out, &ok)
+                                    : cj_environments_readiness(h->environments, &out, &ok);
     if (rc < 0)
         return send_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "failed.memory", "Internal error",
                           NULL);
@@ -692,7 +701,7 @@ static enum MHD_Result answer_simple(struct cj_http *h, struct request *r)
     case ROUTE_LIVE:
         if (!is_read(r->method))
             return send_not_allowed(r, r->method, "GET, HEAD");
-        if (h->health)
+        if (h->environments)
             return send_health(h, r);
         return send_body(r, h->selfcheck_ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                          h->selfcheck_ok ? "health.ok" : "health.unavailable", CONTENT_TYPE_JSON,
@@ -833,6 +842,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         .duration_ms = duration_ms,
         .slug = r->payload.slug,
         .limit_overrides_context = r->payload.limit_overrides_context,
+        .environment = r->environment ? cj_environment_name(r->environment) : NULL,
         .executed = r->executed,
         .exit_status = r->exit_status,
         .timed_out = r->timed_out,
@@ -1025,12 +1035,12 @@ int cj_http_start(const struct cj_http_options *options, struct cj_http **http, 
         return -1;
     }
     h->config = config;
-    h->engine = options->engine;
-    h->execute = options->execute ? options->execute : engine_execute;
-    h->execute_ctx = options->execute ? options->execute_ctx : options->engine;
+    h->execute = options->execute;
+    h->execute_ctx = options->execute_ctx;
     h->external_loop = options->external_loop;
-    h->health = options->health;
-    h->selfcheck_ok = !h->health && options->selfcheck->ok && (options->execute || options->engine);
+    h->environments = options->environments;
+    h->selfcheck = options->selfcheck;
+    h->selfcheck_ok = !h->environments && options->selfcheck->ok && options->execute;
     h->slots = config->max_concurrency ? config->max_concurrency : online_cpus();
     h->queue_capacity = config->queue_size;
     h->port = config->port;
@@ -1039,12 +1049,11 @@ int cj_http_start(const struct cj_http_options *options, struct cj_http **http, 
         h->body_budget = SIZE_MAX;
 
     if (cj_metrics_new(&h->metrics, err) < 0 ||
-        (!h->health && build_health(h, options->selfcheck, err) < 0) || start_threads(h, err) < 0) {
+        (!h->environments && build_health(h, options->selfcheck, err) < 0) ||
+        start_threads(h, err) < 0) {
         release(h);
         return -1;
     }
-    if (!h->health)
-        cj_metrics_selfcheck(h->metrics, options->selfcheck);
     cj_metrics_capacity(h->metrics, h->slots, h->queue_capacity);
 
     unsigned connection_limit = h->slots + h->queue_capacity + CONNECTION_HEADROOM;

@@ -1,7 +1,7 @@
 /* The HTTP front end: the code-exec API of API.md on libmicrohttpd.
  *
  *   POST /api/v0/code-exec     form → payload → limits → execution → result
- *   GET  /health, /health/     readiness: the safety check and every lane (200 or 503)
+ *   GET  /health, /health/     readiness: each environment's safety check and lanes (200 or 503)
  *   GET  /health/live          liveness: the daemon's loops go round (200 or 503)
  *   GET  /metrics              Prometheus text (see metrics.h)
  *
@@ -17,8 +17,8 @@
 
 #include "config.h"
 #include "engine.h"
+#include "environments.h"
 #include "error.h"
-#include "health.h"
 #include "metrics.h"
 #include "selfcheck.h"
 
@@ -27,12 +27,14 @@ typedef int (*cj_http_execute_fn)(void *ctx, const struct cj_exec_request *reque
                                   struct cj_exec_result *result, cj_error *err);
 
 struct cj_http_options {
-    const struct cj_config *config;       /* listen, port, limits, concurrency, caps, log_code */
-    const struct cj_selfcheck *selfcheck; /* the start-up check's verdict, without health */
-    struct cj_health *health;             /* the daemon's: readiness, liveness, the check */
-    struct cj_engine *engine;             /* NULL when it did not start */
-    /* Instead of the engine (NULL: cj_engine_execute on engine). The fuzzer
-     * plugs a fake in here so that no code really runs. */
+    const struct cj_config *config; /* listen, port, limits, concurrency, caps, log_code */
+    /* The daemon's sandbox environments: each request runs in the one its
+     * context maps to, and they answer readiness, liveness and the
+     * environments' metrics. */
+    struct cj_environments *environments;
+    /* Without environments: a fixed check's verdict, and what runs the code.
+     * The fuzzer plugs a fake in here so that no code really runs. */
+    const struct cj_selfcheck *selfcheck;
     cj_http_execute_fn execute;
     void *execute_ctx;
     /* No listening socket and no internal thread: the caller hands over

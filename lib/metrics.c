@@ -36,9 +36,7 @@ struct cj_metrics {
     } outcomes[MAX_OUTCOMES];
     size_t n_outcomes;
     struct histogram latency, setup;
-    unsigned in_flight, queued, slots, queue_capacity, pool_ready;
-    bool have_selfcheck;
-    struct cj_selfcheck selfcheck;
+    unsigned in_flight, queued, slots, queue_capacity;
 };
 
 int cj_metrics_new(struct cj_metrics **metrics, cj_error *err)
@@ -127,21 +125,6 @@ void cj_metrics_capacity(struct cj_metrics *m, unsigned slots, unsigned queue_ca
     pthread_mutex_unlock(&m->lock);
 }
 
-void cj_metrics_pool_ready(struct cj_metrics *m, unsigned ready)
-{
-    pthread_mutex_lock(&m->lock);
-    m->pool_ready = ready;
-    pthread_mutex_unlock(&m->lock);
-}
-
-void cj_metrics_selfcheck(struct cj_metrics *m, const struct cj_selfcheck *report)
-{
-    pthread_mutex_lock(&m->lock);
-    m->selfcheck = *report;
-    m->have_selfcheck = true;
-    pthread_mutex_unlock(&m->lock);
-}
-
 /* Label values: the exposition format escapes backslash, quote and newline. */
 static int label(struct cj_buf *out, const char *value)
 {
@@ -181,44 +164,64 @@ static int render_histogram(struct cj_buf *out, const char *name, const char *he
     return rc;
 }
 
-static int render_selfcheck(struct cj_buf *out, const struct cj_selfcheck *r)
+/* `name{environment="env"` and the labels that follow, if any. */
+static int series(struct cj_buf *out, const char *name, const char *env, bool more)
+{
+    return cj_buf_printf(out, "%s{environment=\"", name) | label(out, env) |
+           cj_buf_append_str(out, more ? "\"," : "\"}");
+}
+
+int cj_metrics_render_environments(const struct cj_metrics_environment *envs, size_t n,
+                                   struct cj_buf *out)
 {
     static const enum cj_layer_state states[] = {CJ_LAYER_ACTIVE, CJ_LAYER_UNAVAILABLE,
                                                  CJ_LAYER_FAILED, CJ_LAYER_DISABLED};
-    int rc = gauge(out, "codejail_selfcheck_ok", "1 when the latest safety check passed.",
-                   r->ok ? 1 : 0);
+    int rc =
+        header(out, "codejail_pool_ready", "gauge", "Pre-started sandboxes waiting for a request.");
+    for (size_t e = 0; e < n; e++)
+        rc |= series(out, "codejail_pool_ready", envs[e].name, false) |
+              cj_buf_printf(out, " %u\n", envs[e].pool_ready);
+    rc |= header(out, "codejail_selfcheck_ok", "gauge", "1 when the latest safety check passed.");
+    for (size_t e = 0; e < n; e++)
+        rc |= series(out, "codejail_selfcheck_ok", envs[e].name, false) |
+              cj_buf_printf(out, " %d\n", envs[e].selfcheck->ok ? 1 : 0);
     rc |= header(out, "codejail_selfcheck_check_passed", "gauge",
                  "1 when the start-up check passed, per check.");
-    for (size_t i = 0; i < r->n_checks; i++) {
-        rc |= cj_buf_append_str(out, "codejail_selfcheck_check_passed{check=\"");
-        rc |= label(out, r->checks[i].name);
-        rc |= cj_buf_printf(out, "\"} %d\n", r->checks[i].passed ? 1 : 0);
+    for (size_t e = 0; e < n; e++) {
+        const struct cj_selfcheck *r = envs[e].selfcheck;
+        for (size_t i = 0; i < r->n_checks; i++)
+            rc |= series(out, "codejail_selfcheck_check_passed", envs[e].name, true) |
+                  cj_buf_append_str(out, "check=\"") | label(out, r->checks[i].name) |
+                  cj_buf_printf(out, "\"} %d\n", r->checks[i].passed ? 1 : 0);
     }
-    if (r->env_checked) {
-        rc |= header(out, "codejail_module_importable", "gauge",
-                     "1 when the module imports in the sandbox (Open edX set and required).");
-        for (size_t i = 0; i < r->env.n_modules; i++) {
-            rc |= cj_buf_append_str(out, "codejail_module_importable{module=\"");
-            rc |= label(out, r->env.modules[i].name);
-            rc |= cj_buf_printf(out, "\",required=\"%s\"} %d\n",
+    rc |= header(out, "codejail_module_importable", "gauge",
+                 "1 when the module imports in the sandbox (Open edX set and required).");
+    for (size_t e = 0; e < n; e++) {
+        const struct cj_selfcheck *r = envs[e].selfcheck;
+        for (size_t i = 0; r->env_checked && i < r->env.n_modules; i++)
+            rc |= series(out, "codejail_module_importable", envs[e].name, true) |
+                  cj_buf_append_str(out, "module=\"") | label(out, r->env.modules[i].name) |
+                  cj_buf_printf(out, "\",required=\"%s\"} %d\n",
                                 r->env.modules[i].required ? "true" : "false",
                                 r->env.modules[i].imports ? 1 : 0);
-        }
     }
     rc |= header(out, "codejail_layer_state", "gauge",
                  "1 for the state each sandbox layer is in on this host.");
-    for (int l = 0; l < CJ_LAYER_COUNT; l++) {
-        for (size_t s = 0; s < sizeof states / sizeof states[0]; s++)
-            rc |= cj_buf_printf(out, "codejail_layer_state{layer=\"%s\",state=\"%s\"} %d\n",
-                                cj_layer_name((enum cj_layer)l), cj_layer_state_name(states[s]),
-                                r->layers.state[l] == states[s] ? 1 : 0);
-    }
+    for (size_t e = 0; e < n; e++)
+        for (int l = 0; l < CJ_LAYER_COUNT; l++)
+            for (size_t s = 0; s < sizeof states / sizeof states[0]; s++)
+                rc |= series(out, "codejail_layer_state", envs[e].name, true) |
+                      cj_buf_printf(out, "layer=\"%s\",state=\"%s\"} %d\n",
+                                    cj_layer_name((enum cj_layer)l), cj_layer_state_name(states[s]),
+                                    envs[e].selfcheck->layers.state[l] == states[s] ? 1 : 0);
     rc |= header(out, "codejail_layer_ok", "gauge",
                  "1 when the layer's state satisfies the configuration.");
-    for (int l = 0; l < CJ_LAYER_COUNT; l++)
-        rc |= cj_buf_printf(out, "codejail_layer_ok{layer=\"%s\"} %d\n",
-                            cj_layer_name((enum cj_layer)l), r->layer_ok[l] ? 1 : 0);
-    return rc;
+    for (size_t e = 0; e < n; e++)
+        for (int l = 0; l < CJ_LAYER_COUNT; l++)
+            rc |= series(out, "codejail_layer_ok", envs[e].name, true) |
+                  cj_buf_printf(out, "layer=\"%s\"} %d\n", cj_layer_name((enum cj_layer)l),
+                                envs[e].selfcheck->layer_ok[l] ? 1 : 0);
+    return rc ? -1 : 0;
 }
 
 int cj_metrics_render(struct cj_metrics *m, struct cj_buf *out)
@@ -241,10 +244,6 @@ int cj_metrics_render(struct cj_metrics *m, struct cj_buf *out)
                 m->queue_capacity);
     rc |= render_histogram(out, "codejail_sandbox_setup_seconds",
                            "Sandbox start: spawn until every layer was up.", &m->setup);
-    rc |= gauge(out, "codejail_pool_ready", "Pre-started sandboxes waiting for a request.",
-                m->pool_ready);
-    if (m->have_selfcheck)
-        rc |= render_selfcheck(out, &m->selfcheck);
     pthread_mutex_unlock(&m->lock);
     return rc ? -1 : 0;
 }

@@ -7,6 +7,8 @@
  *   codejail_queue_depth                        gauge, admitted requests waiting for a slot
  *   codejail_execution_slots, codejail_queue_capacity   gauges, the configured bounds
  *   codejail_sandbox_setup_seconds              histogram, spawn until every layer was up
+ * and per sandbox environment (cj_metrics_render_environments), each series
+ * labelled environment="name":
  *   codejail_pool_ready                         gauge, pre-started sandboxes waiting
  *   codejail_selfcheck_ok                       gauge, 1 when the latest check passed
  *   codejail_selfcheck_check_passed{check}      gauge per check
@@ -38,9 +40,16 @@ void cj_metrics_request(struct cj_metrics *metrics, const char *outcome, bool co
 void cj_metrics_sandbox_setup(struct cj_metrics *metrics, double seconds);
 void cj_metrics_load(struct cj_metrics *metrics, unsigned in_flight, unsigned queued);
 void cj_metrics_capacity(struct cj_metrics *metrics, unsigned slots, unsigned queue_capacity);
-void cj_metrics_pool_ready(struct cj_metrics *metrics, unsigned ready);
-void cj_metrics_selfcheck(struct cj_metrics *metrics, const struct cj_selfcheck *report);
 
 int cj_metrics_render(struct cj_metrics *metrics, struct cj_buf *out);
+
+struct cj_metrics_environment {
+    const char *name;
+    const struct cj_selfcheck *selfcheck;
+    unsigned pool_ready;
+};
+
+int cj_metrics_render_environments(const struct cj_metrics_environment *environments, size_t n,
+                                   struct cj_buf *out);
 
 #endif

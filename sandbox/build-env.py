@@ -2,7 +2,7 @@
 """Build the sandbox's read-only Python environment from installed Debian packages.
 
 Usage: /usr/bin/python3 sandbox/build-env.py --packages sandbox/packages.txt \
-           [--requirements sandbox/requirements.txt ...] --dest DIR
+           [--packages more.txt ...] [--requirements sandbox/requirements.txt ...] --dest DIR
 
 DIR/usr receives the files of the listed packages and of everything they
 Depend/Pre-Depend on (recursively, over installed packages), minus what an
@@ -659,7 +659,9 @@ def check_dest(dest):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packages", required=True, help="file listing Debian packages")
+    parser.add_argument("--packages", action="append", required=True,
+                        help="file listing Debian packages (repeatable: an environment "
+                             "adds its own to sandbox/packages.txt)")
     parser.add_argument("--requirements", action="append", default=[],
                         help="pip requirements file for what Debian lacks (repeatable)")
     parser.add_argument("--dest", required=True, help="directory to build (DEST/usr/...)")
@@ -672,7 +674,8 @@ def main():
     os.umask(0o022)
 
     installed = Installed()
-    packages = installed.closure(read_package_names(args.packages))
+    packages = installed.closure([name for path in args.packages
+                                  for name in read_package_names(path)])
     alt_links = alternative_links()
     requirements = [os.path.abspath(path) for path in args.requirements]
     manifest = manifest_text(packages, alt_links, requirements)

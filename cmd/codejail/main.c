@@ -1,6 +1,7 @@
 /* codejail: run one piece of Python in the sandbox, or check the sandbox.
  *
  *   codejail check [--json] [--warm] [--preimport MODULES] [--require-modules MODULES]
+ *   codejail check [--json] --config FILE [--environment NAME]
  *   codejail run [--globals JSON | --globals-file PATH] [--file NAME=PATH] [--python-path ENTRY]
  *                [--limit NAME=VALUE] [--warm] [--preimport MODULES]
  *                [--without LAYER] FILE|-
@@ -8,7 +9,9 @@
  * `run` prints the answer the HTTP API would give ({"globals_dict": ...} or
  * with "emsg"), exits 0 when the code was executed (whatever it did) and 1
  * when it could not be. `check` exits 0 only when execution is safe and every
- * module of --require-modules ("openedx": the Open edX set) imports. */
+ * module of --require-modules ("openedx": the Open edX set) imports; with
+ * --config, the check of each sandbox environment of the daemon's file (or
+ * of the one named), as the daemon would run it. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -16,7 +19,9 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "config.h"
 #include "engine.h"
+#include "environments.h"
 #include "pyjson.h"
 #include "result.h"
 #include "selfcheck.h"
@@ -29,6 +34,7 @@ static int usage(void)
 {
     fputs("usage: codejail check [--json] [--warm] [--preimport MODULES]\n"
           "                      [--require-modules MODULES|openedx]\n"
+          "       codejail check [--json] --config FILE [--environment NAME]\n"
           "       codejail run [--globals JSON | --globals-file PATH] [--file NAME=PATH]\n"
           "                    [--python-path ENTRY]\n"
           "                    [--limit NAME=VALUE] [--warm] [--preimport MODULES]\n"
@@ -70,6 +76,8 @@ struct options {
     size_t n_python_path;
     struct cj_limits limits;
     const char *required_modules;
+    const char *config_path;
+    const char *environment;
     int json;
 };
 
@@ -86,6 +94,8 @@ static int parse(int argc, char **argv, struct options *o, cj_error *err)
         {"preimport", required_argument, NULL, 'i'},
         {"without", required_argument, NULL, 'x'},
         {"require-modules", required_argument, NULL, 'm'},
+        {"config", required_argument, NULL, 'c'},
+        {"environment", required_argument, NULL, 'e'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -113,6 +123,12 @@ static int parse(int argc, char **argv, struct options *o, cj_error *err)
             break;
         case 'm':
             o->required_modules = strcmp(optarg, "openedx") == 0 ? CJ_OPENEDX_MODULES : optarg;
+            break;
+        case 'c':
+            o->config_path = optarg;
+            break;
+        case 'e':
+            o->environment = optarg;
             break;
         case 'f': {
             char *eq = strchr(optarg, '=');
@@ -208,28 +224,77 @@ static int run(struct options *o, const char *path)
     return 0;
 }
 
-static int check(struct options *o)
+/* Prints one check; `name` (may be NULL) heads it. */
+static int print_check(const struct options *o, const char *name, const struct cj_selfcheck *report)
+{
+    cleanup_buf struct cj_buf out;
+    cj_buf_init(&out, 0);
+    if ((o->json ? cj_selfcheck_to_json(report, &out) : cj_selfcheck_to_text(report, &out)) < 0) {
+        fprintf(stderr, "codejail: out of memory\n");
+        return -1;
+    }
+    if (name)
+        printf(o->json ? "{\"environment\": \"%s\", \"check\": " : "environment %s\n", name);
+    fputs(out.data, stdout);
+    fputs(o->json && name ? "}\n" : o->json ? "\n" : "", stdout);
+    return 0;
+}
+
+static int check_engine(const struct options *o, const struct cj_engine_config *engine_config,
+                        cj_layer_set required, const char *egress_probe,
+                        const char *required_modules, const char *name)
 {
     cj_error err = {0};
     struct cj_engine *engine;
-    if (cj_engine_start(&o->engine, &engine, &err) < 0) {
-        fprintf(stderr, "codejail: %s\n", err.msg);
+    if (cj_engine_start(engine_config, &engine, &err) < 0) {
+        fprintf(stderr, "codejail: %s%s%s\n", name ? name : "", name ? ": " : "", err.msg);
         return 1;
     }
     struct cj_selfcheck report;
-    cj_selfcheck_run(engine, CJ_ALL_LAYERS, NULL, &report);
-    cj_selfcheck_modules(engine, o->required_modules, &report);
+    cj_selfcheck_run(engine, required, egress_probe, &report);
+    cj_selfcheck_modules(engine, required_modules, &report);
     cj_engine_stop(engine);
-    cleanup_buf struct cj_buf out;
-    cj_buf_init(&out, 0);
-    if ((o->json ? cj_selfcheck_to_json(&report, &out) : cj_selfcheck_to_text(&report, &out)) < 0) {
-        fprintf(stderr, "codejail: out of memory\n");
+    if (print_check(o, name, &report) < 0)
         return 1;
-    }
-    fputs(out.data, stdout);
-    if (o->json)
-        fputc('\n', stdout);
     return report.ok ? 0 : 1;
+}
+
+/* Each environment of the daemon's file, one after the other (so each may
+ * use the ids of block 0), as the daemon checks it. */
+static int check_config(const struct options *o)
+{
+    cj_error err = {0};
+    struct cj_config config;
+    if (cj_config_load(&config, CJ_PROFILE_PRODUCTION, o->config_path, &err) < 0) {
+        fprintf(stderr, "codejail: %s\n", err.msg);
+        return 2;
+    }
+    int rc = 0;
+    bool found = false;
+    for (size_t i = 0; i < config.n_environments; i++) {
+        const struct cj_environment_config *e = &config.environments[i];
+        if (o->environment && strcmp(o->environment, e->name) != 0)
+            continue;
+        found = true;
+        struct cj_engine_config engine_config;
+        cj_environment_engine_config(&config, e, 0, &engine_config);
+        engine_config.disabled = o->engine.disabled;
+        rc |= check_engine(o, &engine_config, config.required, config.egress_probe,
+                           e->required_modules, e->name);
+    }
+    if (!found) {
+        fprintf(stderr, "codejail: %s: no environment \"%s\"\n", o->config_path, o->environment);
+        rc = 2;
+    }
+    cj_config_free(&config);
+    return rc;
+}
+
+static int check(struct options *o)
+{
+    if (o->config_path)
+        return check_config(o);
+    return check_engine(o, &o->engine, CJ_ALL_LAYERS, NULL, o->required_modules, NULL);
 }
 
 int main(int argc, char **argv)

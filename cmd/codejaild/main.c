@@ -5,10 +5,12 @@
  * Settings are the profile's defaults, then FILE, then the environment, then
  * these flags. The profile is the flag's, else CODEJAIL_PROFILE's or the
  * file's (see config.h), else production (execution off until enabled). Start-up: load the
- * configuration, start the engine, run the safety check (execution is refused while it fails; it
- * runs again periodically and after a sandbox helper was replaced, see health.h), serve. SIGTERM or
- * SIGINT: stop accepting, finish and answer what was admitted, exit 0. Every log line is JSON on
- * stderr. */
+ * configuration, start each sandbox environment and run its safety check (execution is refused
+ * while it fails; it runs again periodically and after a sandbox helper was replaced, see
+ * health.h), serve. SIGHUP: load the configuration again and apply its environments and
+ * context_environments (environments.h); a configuration that does not load, or whose new
+ * environments do not pass their check, changes nothing. SIGTERM or SIGINT: stop accepting,
+ * finish and answer what was admitted, exit 0. Every log line is JSON on stderr. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,10 +24,8 @@
 
 #include "access_log.h"
 #include "config.h"
-#include "engine.h"
-#include "health.h"
+#include "environments.h"
 #include "http_api.h"
-#include "selfcheck.h"
 
 /* After the last execution is answered, how long clients still sending a
  * body or reading an answer may take before the connections are closed. */
@@ -139,20 +139,6 @@ static void log_supervision(void *ctx, const char *level, const char *event, con
     cj_log_message(level, event, message);
 }
 
-/* The engine did not start: nothing can run, so the check fails as a whole
- * and health says why. */
-static void engine_failed(struct cj_selfcheck *report, const char *why)
-{
-    memset(report, 0, sizeof *report);
-    for (int i = 0; i < CJ_LAYER_COUNT; i++) {
-        report->layers.state[i] = CJ_LAYER_FAILED;
-        snprintf(report->layers.detail[i], sizeof report->layers.detail[i], "engine not started");
-    }
-    report->checks[0].name = "engine_start";
-    snprintf(report->checks[0].detail, sizeof report->checks[0].detail, "%.250s", why);
-    report->n_checks = 1;
-}
-
 static void log_start(const struct cj_config *config, unsigned port)
 {
     struct cj_log_line line;
@@ -167,26 +153,26 @@ static void log_start(const struct cj_config *config, unsigned port)
     cj_log_int(&line, "queue_size", config->queue_size);
     cj_log_int(&line, "max_body_bytes", (long long)config->max_body_bytes);
     cj_log_int(&line, "connection_timeout_s", config->connection_timeout_s);
-    cj_log_bool(&line, "warm", config->warm);
-    cj_log_int(&line, "pool_size", config->pool_size);
+    cj_log_int(&line, "environments", (long long)config->n_environments);
     cj_log_int(&line, "selfcheck_interval_s", config->selfcheck_interval_s);
     cj_log_int(&line, "helper_timeout_s", config->helper_timeout_s);
     cj_log_end(&line);
 }
 
-/* SIGTERM and SIGINT are handled rather than blocked: the engine starts
- * threads of its own (the sandbox pool) before any mask could cover them,
- * and a blocked mask would be inherited by the sandbox helper. Handlers are
- * per process and reset by exec, so whichever thread takes the signal, it
- * only writes the signal's number to this pipe, and the helper is untouched. */
-static int stop_pipe[2] = {-1, -1};
+/* SIGTERM, SIGINT and SIGHUP are handled rather than blocked: the engine
+ * starts threads of its own (the sandbox pool) before any mask could cover
+ * them, and a blocked mask would be inherited by the sandbox helper.
+ * Handlers are per process and reset by exec, so whichever thread takes the
+ * signal, it only writes the signal's number to this pipe, and the helper
+ * is untouched. */
+static int signal_pipe[2] = {-1, -1};
 
-static void on_stop_signal(int sig)
+static void on_signal(int sig)
 {
     int saved = errno;
     char c = (char)sig;
-    /* Nothing to do on failure: the pipe holds an earlier signal already. */
-    ssize_t ignored = write(stop_pipe[1], &c, 1);
+    /* Nothing to do on failure: the pipe is full of earlier signals. */
+    ssize_t ignored = write(signal_pipe[1], &c, 1);
     (void)ignored;
     errno = saved;
 }
@@ -201,24 +187,24 @@ static void on_sigpipe(int sig)
 
 static int setup_signals(cj_error *err)
 {
-    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
         return cj_fail_errno(err, "signal pipe");
-    struct sigaction stop = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+    struct sigaction action = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
     struct sigaction pipe_action = {.sa_handler = on_sigpipe, .sa_flags = SA_RESTART};
-    sigemptyset(&stop.sa_mask);
+    sigemptyset(&action.sa_mask);
     sigemptyset(&pipe_action.sa_mask);
-    if (sigaction(SIGTERM, &stop, NULL) < 0 || sigaction(SIGINT, &stop, NULL) < 0 ||
-        sigaction(SIGPIPE, &pipe_action, NULL) < 0)
+    if (sigaction(SIGTERM, &action, NULL) < 0 || sigaction(SIGINT, &action, NULL) < 0 ||
+        sigaction(SIGHUP, &action, NULL) < 0 || sigaction(SIGPIPE, &pipe_action, NULL) < 0)
         return cj_fail_errno(err, "install signal handlers");
     return 0;
 }
 
-static int wait_stop_signal(void)
+static int wait_signal(void)
 {
-    struct pollfd pfd = {stop_pipe[0], POLLIN, 0};
+    struct pollfd pfd = {signal_pipe[0], POLLIN, 0};
     char sig = 0;
     for (;;) {
-        if (read(stop_pipe[0], &sig, 1) == 1)
+        if (read(signal_pipe[0], &sig, 1) == 1)
             return sig;
         if (errno != EAGAIN && errno != EINTR)
             return SIGTERM; /* cannot wait any more: stop as if told to */
@@ -227,7 +213,49 @@ static int wait_stop_signal(void)
     }
 }
 
-static int serve(struct cj_config *config, cj_layer_set without)
+/* The settings in force now: the profile's defaults, the file, the
+ * environment, the flags. */
+static int load_config(const struct options *o, struct cj_config *config, cj_error *err)
+{
+    enum cj_profile profile = CJ_PROFILE_PRODUCTION;
+    if (o->profile && parse_profile(o->profile, &profile, err) < 0)
+        return -1;
+    if (cj_config_load(config, profile, o->config_path, err) < 0)
+        return -1;
+    if (apply_flags(o, config, err) < 0) {
+        cj_config_free(config);
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGHUP: the file again, for its environments and their routes. */
+static void reload(const struct options *o, struct cj_environments *environments)
+{
+    cj_error err = {0};
+    struct cj_config *config = calloc(1, sizeof *config);
+    if (!config) {
+        log_error("reload", "out of memory; the configuration in force stays");
+        return;
+    }
+    bool loaded = load_config(o, config, &err) == 0;
+    if (!loaded)
+        cj_environments_refused(environments, err.msg);
+    /* A configuration that did not load is already freed (and zeroed). */
+    if (!loaded || cj_environments_reload(environments, config, &err) < 0) {
+        char message[sizeof err.msg + 64];
+        snprintf(message, sizeof message, "%s; the configuration in force stays", err.msg);
+        log_error("reload", message);
+        cj_config_free(config);
+        free(config);
+        return;
+    }
+    cj_log_message("info", "reload",
+                   "environments and context_environments applied; other keys take effect at "
+                   "the next start");
+}
+
+static int serve(const struct options *o, struct cj_config *config)
 {
     cj_error err = {0};
     /* Before the engine: a signal during start-up or the self-check is
@@ -236,64 +264,37 @@ static int serve(struct cj_config *config, cj_layer_set without)
         log_error("signals", err.msg);
         return 1;
     }
-    struct cj_engine_config engine_config = {
-        .disabled = without,
-        .env_dir = config->env_dir,
-        .warm = config->warm,
-        .pool_size = config->pool_size,
-        .preimport = config->preimport,
-        .uid_base = config->uid_base,
-        .tmp_size = config->tmp_size,
-        .landlock_min_abi = config->landlock_min_abi,
-        /* Whatever the form accepted must fit in the sandbox. */
-        .upload_size = config->max_body_bytes,
-        .stdout_cap = config->max_output_bytes,
-        .helper_timeout_ms = config->helper_timeout_s * 1000,
-        .log = log_supervision,
-    };
-    struct cj_engine *engine = NULL;
-    struct cj_selfcheck failed;
-    if (cj_engine_start(&engine_config, &engine, &err) < 0) {
-        log_error("engine", err.msg);
-        engine = NULL;
-        engine_failed(&failed, err.msg);
-    }
-    struct cj_health_config health_config = {
-        .engine = engine,
-        .failed = &failed,
-        .required = config->required,
-        .egress_probe = config->egress_probe,
-        .required_modules = config->required_modules,
-        .interval_s = config->selfcheck_interval_s,
+    struct cj_environments_options environments_options = {
+        .config = config,
+        .disabled = o->without,
 #ifdef CODEJAIL_TESTING
         /* Layers switched off on purpose (testing builds only) make the
          * safety check fail, as they should; serving anyway is how one sees
          * the API tests' deny rows fail without their protections. */
-        .serve_failed_check = without != 0,
+        .serve_failed_check = o->without != 0,
 #endif
+        .log = log_supervision,
     };
-    struct cj_health *health;
-    if (cj_health_start(&health_config, &health, &err) < 0) {
-        log_error("health", err.msg);
-        cj_engine_stop(engine);
+    struct cj_environments *environments;
+    if (cj_environments_start(&environments_options, &environments, &err) < 0) {
+        log_error("environments", err.msg);
         return 1;
     }
-
     struct cj_http_options options = {
         .config = config,
-        .health = health,
-        .engine = engine,
+        .environments = environments,
     };
     struct cj_http *http;
     if (cj_http_start(&options, &http, &err) < 0) {
         log_error("http", err.msg);
-        cj_health_stop(health);
-        cj_engine_stop(engine);
+        cj_environments_stop(environments);
         return 1;
     }
     log_start(config, cj_http_port(http));
 
-    int sig = wait_stop_signal();
+    int sig;
+    while ((sig = wait_signal()) == SIGHUP)
+        reload(o, environments);
     struct cj_log_line line;
     cj_log_begin(&line, "info", "shutdown");
     cj_log_str(&line, "signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -301,8 +302,7 @@ static int serve(struct cj_config *config, cj_layer_set without)
     cj_log_end(&line);
 
     cj_http_stop(http, STOP_GRACE_S);
-    cj_health_stop(health);
-    cj_engine_stop(engine);
+    cj_environments_stop(environments);
     cj_log_message("info", "stopped", "all admitted requests answered");
     return 0;
 }
@@ -324,30 +324,19 @@ int main(int argc, char **argv)
     struct options o = {0};
     if (parse_args(argc, argv, &o) < 0)
         return usage();
-    cj_error err = {0};
-    enum cj_profile profile = CJ_PROFILE_PRODUCTION;
-    if (o.profile && parse_profile(o.profile, &profile, &err) < 0) {
-        log_error("config", err.msg);
-        return 2;
-    }
     /* cj_config_load lets CODEJAIL_PROFILE override the profile it is
      * given; the flag must win over the environment. */
     if (o.profile && unsetenv("CODEJAIL_PROFILE") < 0) {
         log_error("config", "cannot clear CODEJAIL_PROFILE");
         return 2;
     }
+    cj_error err = {0};
     struct cj_config config;
-    if (cj_config_load(&config, profile, o.config_path, &err) < 0) {
+    if (load_config(&o, &config, &err) < 0) {
         log_error("config", err.msg);
         return 2;
     }
-    int rc;
-    if (apply_flags(&o, &config, &err) < 0) {
-        log_error("config", err.msg);
-        rc = 2;
-    } else {
-        rc = serve(&config, o.without);
-    }
+    int rc = serve(&o, &config);
     cj_config_free(&config);
     return rc;
 }

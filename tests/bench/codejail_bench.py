@@ -111,10 +111,11 @@ class Daemon:
         self.config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
         json.dump(config, self.config)
         self.config.close()
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [os.path.join(build, "codejaild"), "--config", self.config.name, "--profile",
              "development", "--listen", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -161,9 +162,21 @@ class Daemon:
             waiting.append([child for child, rest in below if not rest])
         return self.proc.pid, helpers, sandboxes, waiting
 
+    def environment_starts(self):
+        """Per environment, from its log line: helpers started, safety and
+        module checks run."""
+        self.log.seek(0)
+        starts = {}
+        for line in self.log.read().decode(errors="replace").splitlines():
+            if '"environment_started"' in line:
+                entry = json.loads(line)
+                starts[entry["environment"]] = entry["start_ms"]
+        return starts
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
+        self.log.close()
         os.unlink(self.config.name)
 
 
@@ -195,12 +208,16 @@ def memory_kib(pid, key):
     return total
 
 
+def wait_pools(daemon, sandboxes):
+    deadline = time.monotonic() + 30
+    while sum(map(len, daemon.pids()[2])) < sandboxes and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def idle_memory(daemon, cores):
     """The daemon's RSS, and per interpreter (lane) the helper's PSS and each
     pooled sandbox's PSS and USS, once the pools are full."""
-    deadline = time.monotonic() + 30
-    while sum(map(len, daemon.pids()[2])) < 2 * cores and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_pools(daemon, 2 * cores)
     pid, helpers, lanes, waiting = daemon.pids()
     # PSS divides shared pages among their users, so it depends on how many
     # sandboxes share the helper's pages: the pool as configured. A waiting
@@ -210,6 +227,31 @@ def idle_memory(daemon, cores):
                [sum(memory_kib(p, "Uss") for p in s) / 1024 for s in lane])
               for h, lane, w in zip(helpers, lanes, waiting)]
     return memory_kib(pid, "VmRSS") / 1024, memory
+
+
+def tree_pss(daemon, sandboxes):
+    """PSS of the daemon and everything below it, once `sandboxes` are pooled."""
+    wait_pools(daemon, sandboxes)
+    return sum(memory_kib(p, "Pss") for p in [daemon.proc.pid] + descendants(daemon.proc.pid)) / 1024
+
+
+def environment_cost(build, next_env, cores):
+    """What a second sandbox environment costs: each environment's start, and
+    the whole tree's PSS with one environment and with two (the same
+    settings; the second a different root)."""
+    config = {"pool_size": cores}
+    one = Daemon(build, config)
+    try:
+        alone = tree_pss(one, 2 * cores)
+    finally:
+        one.stop()
+    two = Daemon(build, dict(config, environments={"next": {"env_dir": next_env}}))
+    try:
+        both = tree_pss(two, 4 * cores)
+        starts = two.environment_starts()
+    finally:
+        two.stop()
+    return starts, alone, both
 
 
 def sequential(daemon, payload, n):
@@ -272,6 +314,8 @@ def main():
     parser.add_argument("--out", default="build/bench")
     parser.add_argument("--env", default="build/sandbox-env", help="the sandbox environment")
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument("--next-env", help="a second sandbox environment, to measure what one "
+                        "costs (make environment NAME=next ...)")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1
     count = lambda n: max(5, int(n * scale))
@@ -331,6 +375,9 @@ def main():
     finally:
         cold.stop()
 
+    if args.next_env:
+        starts, alone, both = environment_cost(args.build, args.next_env, cores)
+
     pass_p50, numpy_p50, same_p50 = (statistics.median(t)
                                      for t in (pass_times, numpy_times, runner_times))
     rows.append(("bare `python3 -E -B -c pass`, p50", ms(pass_p50), "ms", "1.00", "floor"))
@@ -379,6 +426,14 @@ def main():
     for helper, pss, uss in plotting_memory[1:]:
         add_memory(rows, "interpreter with the LMS set and matplotlib.pyplot imported (opt-in)",
                    helper, pss, uss, "")
+
+    if args.next_env:
+        for name, start_ms in starts.items():
+            rows.append((f"environment start ({name}): helpers up, safety and module checks run",
+                         start_ms, "ms", "", ""))
+        rows.append(("whole daemon, PSS, one environment, pools full", alone, "MiB", "", ""))
+        rows.append(("whole daemon, PSS, two environments, pools full", both, "MiB",
+                     f"a second environment costs {both - alone:.1f} MiB", ""))
 
     lines = ["| figure | value | ratio to the floor | target |", "| --- | --- | --- | --- |"]
     for figure, value, unit, ratio, target in rows:

@@ -143,7 +143,10 @@ class Daemon:
         assert status == 200
         return body.decode()
 
-    def metric(self, name, **labels):
+    def metric(self, name, environment="default", **labels):
+        """A series; of an environment unless environment is None."""
+        if environment:
+            labels = {"environment": environment, **labels}
         want = ",".join(f'{k}="{v}"' for k, v in labels.items())
         pattern = re.escape(name + (f"{{{want}}}" if want else "")) + r" (\S+)"
         m = re.search("^" + pattern + "$", self.metrics(), re.M)
@@ -178,8 +181,11 @@ class Daemon:
     def fd_count(self):
         return len(self.fds())
 
-    def execute(self, code, globals_dict=None, timeout=60):
-        body, headers = form({"code": code, "globals_dict": globals_dict or {}})
+    def execute(self, code, globals_dict=None, timeout=60, context=None):
+        payload = {"code": code, "globals_dict": globals_dict or {}}
+        if context:
+            payload["limit_overrides_context"] = context
+        body, headers = form(payload)
         return http("POST", self.base + "/api/v0/code-exec", body, headers, timeout=timeout)
 
     def tail(self, n=40):
@@ -236,10 +242,11 @@ def baseline():
 def daemon(tmp_path, baseline):
     started = []
 
-    def start(config=None, name="codejaild"):
+    def start(config=None, name="codejaild", ready=True):
         d = Daemon(tmp_path, config, name)
         started.append(d)
-        d.wait_ready()
+        if ready:
+            d.wait_ready()
         return d
     yield start
     for d in started:
