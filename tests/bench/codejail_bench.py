@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.parse
 
-# The daemon's default pre-import (lib/config.c), for labels and the opt-in.
+# The daemon's default pre-import (lib/service/config.c), for labels and the opt-in.
 DEFAULT_PREIMPORT = ("numpy,random2,six.moves,calc,chem.chemcalc,chem.chemtools,chem.miller,"
                      "symmath,eia,verifiers.draganddrop")
 PLOTTING_PREIMPORT = DEFAULT_PREIMPORT + ",matplotlib.pyplot"
