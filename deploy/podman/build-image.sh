@@ -18,6 +18,9 @@
 #   SANDBOX_REQUIREMENTS
 #               more pip requirements files for the environment, paths in
 #               this repository separated by spaces
+#   EXTRA_ENVIRONMENTS
+#               further sandbox environments, NAME=DIR pairs separated by
+#               spaces (DIR in this repository; see the Containerfile)
 #
 # The build's own network is the host's (--network host): apt-get in the
 # build reaches the Debian mirror without slirp4netns or a tun device; the
@@ -42,7 +45,7 @@ if [ -n "${PIP_FIND_LINKS:-}" ] && [ -d "$PIP_FIND_LINKS" ]; then
 elif [ -n "${PIP_FIND_LINKS:-}" ]; then
     pip_args+=(--build-arg PIP_FIND_LINKS="$PIP_FIND_LINKS")
 fi
-for v in PIP_INDEX_URL PIP_NO_INDEX SANDBOX_REQUIREMENTS; do
+for v in PIP_INDEX_URL PIP_NO_INDEX SANDBOX_REQUIREMENTS EXTRA_ENVIRONMENTS; do
     [ -n "${!v:-}" ] && pip_args+=(--build-arg "$v=${!v}")
 done
 
