@@ -62,7 +62,7 @@ test: build build-test env check-format
 	$(MAKE) environment NAME=next FROM=tests/environments/next
 	unshare --net sh -c 'ip link set lo up && cd $(TESTBUILD) && ctest --output-on-failure'
 	tests/run-integration.sh $(CURDIR)/$(TESTBUILD) $(CURDIR)/$(BUILD)
-	tests/run-api-tests.sh $(CURDIR)/$(BUILD)
+	CODEJAIL_NEXT_ENV_DIR=$(ENVIRONMENTS)/next tests/run-api-tests.sh $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh --pool-off $(CURDIR)/$(BUILD)
 	tests/run-api-tests.sh --lms-prolog $(CURDIR)/$(BUILD) -- -k 'deny or allow'
 	CODEJAIL_ENV_DIR=$(ENV_DIR) CODEJAIL_NEXT_ENV_DIR=$(ENVIRONMENTS)/next \

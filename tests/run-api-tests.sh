@@ -16,6 +16,9 @@
 # --pool-off runs the main daemon with every sandbox cold (no warm
 # interpreter, no pool), the other configuration the suite must pass in.
 #
+# CODEJAIL_NEXT_ENV_DIR, when set, gives the main daemon a second sandbox
+# environment for courses "course-v1:NextX+*" (api_tests/test_environments.py).
+#
 # --lms-prolog sends every test's code with the LMS's prolog in front
 # (api_tests/fixtures/capa): the prolog must not change what is allowed or
 # denied.
@@ -217,9 +220,17 @@ if [ -n "$without" ]; then
     done
 fi
 
+# CODEJAIL_NEXT_ENV_DIR (make environment NAME=next FROM=tests/environments/next):
+# a second sandbox environment, which has PyYAML, for one course.
+environments=""
+if [ -n "${CODEJAIL_NEXT_ENV_DIR:-}" ]; then
+    environments="\"environments\": {\"next\": {\"env_dir\": \"$CODEJAIL_NEXT_ENV_DIR\", \"pool_size\": 1}}, \"context_environments\": {\"course-v1:NextX+*\": \"next\"}, "
+    export CODEJAIL_API_TESTS_ENVIRONMENT="course-v1:NextX+Api+2026=yaml"
+fi
+
 # The main instance: the profile's default limits (REALTIME 3, CPU 1) plus the
 # override context the suite tests.
-start main "{$pool$scaled_limits\"limit_overrides\": {\"$override\": {\"REALTIME\": $((10 * scale)), \"CPU\": $((5 * scale))}}}" "${extra[@]}"
+start main "{$pool$scaled_limits$environments\"limit_overrides\": {\"$override\": {\"REALTIME\": $((10 * scale)), \"CPU\": $((5 * scale))}}}" "${extra[@]}"
 if [ -n "$without" ]; then
     # With layers removed the start-up safety check should fail; sabotage
     # testing needs a daemon that serves anyway (testing builds).
