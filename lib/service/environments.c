@@ -91,8 +91,8 @@ static void free_config(struct cj_environment_config *c)
 
 static int take_block(struct cj_environments *set, unsigned *block, cj_error *err)
 {
-    uint64_t base = set->options.config->uid_base ? set->options.config->uid_base
-                                                   : DEFAULT_UID_BASE;
+    uint64_t base =
+        set->options.config->uid_base ? set->options.config->uid_base : DEFAULT_UID_BASE;
     pthread_mutex_lock(&set->lock);
     unsigned b = 0;
     while (b < UID_BLOCKS && set->block_taken[b])
@@ -592,11 +592,12 @@ int cj_environments_liveness(struct cj_environments *set, struct cj_buf *body, b
         }
     }
     *alive = age < STUCK_AFTER_S;
-    int rc = *alive ? cj_buf_append_str(body, "{\"status\": \"OK\"}")
-                    : cj_buf_printf(body,
-                                    "{\"status\": \"STUCK\", \"detail\": \"the supervisor's loop of "
-                                    "environment %s last ran %.0f s ago\"}",
-                                    stuck, age);
+    int rc = *alive
+                 ? cj_buf_append_str(body, "{\"status\": \"OK\"}")
+                 : cj_buf_printf(body,
+                                 "{\"status\": \"STUCK\", \"detail\": \"the supervisor's loop of "
+                                 "environment %s last ran %.0f s ago\"}",
+                                 stuck, age);
     release_all(envs, n);
     return rc;
 }

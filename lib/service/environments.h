@@ -32,9 +32,9 @@
  * only; the other keys need a restart). */
 struct cj_environments_options {
     const struct cj_config *config;
-    cj_layer_set disabled;      /* testing builds only */
-    bool serve_failed_check;    /* testing builds with layers switched off */
-    cj_lane_log_fn log;         /* supervision's log lines */
+    cj_layer_set disabled;   /* testing builds only */
+    bool serve_failed_check; /* testing builds with layers switched off */
+    cj_lane_log_fn log;      /* supervision's log lines */
     void *log_ctx;
 };
 
