@@ -281,8 +281,8 @@ static const struct bad_file bad_files[] = {
      "\"numpy,\""},
     {"{\"env_dir\": \"relative/env\"}",
      "env_dir: expected an absolute path or null, got \"relative/env\""},
-    {"{\"uid_base\": 4294967295}", "uid_base: expected an integer from 0 to 4294967294, got "
-                                   "4294967295"},
+    {"{\"uid_base\": 4294899645}", "uid_base: expected an integer from 0 to 4294899644, got "
+                                   "4294899645"},
     {"{\"tmp_size\": -1}", "tmp_size: expected a non-negative integer, got -1"},
     {"{\"log_code\": true}",
      "log_code: not allowed with profile \"production\" (it logs submitted code and globals)"},
@@ -304,8 +304,11 @@ static const struct bad_file bad_files[] = {
      "context_environments[\"course-v1:A+B+C\"]: no environment \"next\" (configured: see "
      "\"environments\")"},
     {"{\"context_environments\": {\"course-v1:*+B\": \"default\"}}",
-     "context_environments[\"course-v1:*+B\"]: expected a context, or a prefix followed by one "
-     "'*' at the end"},
+     "context_environments[\"course-v1:*+B\"]: expected a context, or a prefix (not empty) "
+     "followed by one '*' at the end"},
+    {"{\"context_environments\": {\"*\": \"default\"}}",
+     "context_environments[\"*\"]: expected a context, or a prefix (not empty) followed by "
+     "one '*' at the end"},
     {"{\"context_environments\": {\"x\": 1}}",
      "context_environments[\"x\"]: expected an environment name, got 1"},
 };
@@ -317,7 +320,8 @@ static void test_environments(void **state)
     (void)state;
     static const char text[] =
         "{\"pool_size\": 3, \"preimport\": \"numpy\", \"required_modules\": \"six\", "
-        "\"environments\": {\"next\": {\"env_dir\": \"/opt/next\", \"warm\": false}, "
+        "\"environments\": {\"next\": {\"env_dir\": \"/opt/next\", \"warm\": false, "
+        "\"_note\": \"a comment\"}, "
         "\"old\": {\"env_dir\": \"/opt/old\", \"pool_size\": 0, \"preimport\": null}}, "
         "\"context_environments\": {\"course-v1:MITx+*\": \"next\", "
         "\"course-v1:MITx+6.00x+*\": \"old\", \"course-v1:MITx+6.00x+2026\": \"default\", "

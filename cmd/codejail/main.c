@@ -259,8 +259,9 @@ static int check_engine(const struct options *o, const struct cj_engine_config *
     return report.ok ? 0 : 1;
 }
 
-/* Each environment of the daemon's file, one after the other (so each may
- * use the ids of block 0), as the daemon checks it. */
+/* Each environment of the daemon's file, one after the other, as the
+ * daemon checks it: with outer ids of a block no daemon uses, so that a
+ * check beside a running daemon shares no id (and no NPROC) with it. */
 static int check_config(const struct options *o)
 {
     cj_error err = {0};
@@ -277,7 +278,7 @@ static int check_config(const struct options *o)
             continue;
         found = true;
         struct cj_engine_config engine_config;
-        cj_environment_engine_config(&config, e, 0, &engine_config);
+        cj_environment_engine_config(&config, e, CJ_CHECK_UID_BLOCK, &engine_config);
         engine_config.disabled = o->engine.disabled;
         rc |= check_engine(o, &engine_config, config.required, config.egress_probe,
                            e->required_modules, e->name);

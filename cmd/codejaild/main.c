@@ -9,7 +9,8 @@
  * while it fails; it runs again periodically and after a sandbox helper was replaced, see
  * health.h), serve. SIGHUP: load the configuration again and apply its environments and
  * context_environments (environments.h); a configuration that does not load, or whose new
- * environments do not pass their check, changes nothing. SIGTERM or SIGINT: stop accepting,
+ * environments do not pass their check, changes nothing (a SIGTERM that comes during a reload is
+ * acted on when the reload's environments have started). SIGTERM or SIGINT: stop accepting,
  * finish and answer what was admitted, exit 0. Every log line is JSON on stderr. */
 #include <errno.h>
 #include <fcntl.h>
@@ -258,12 +259,6 @@ static void reload(const struct options *o, struct cj_environments *environments
 static int serve(const struct options *o, struct cj_config *config)
 {
     cj_error err = {0};
-    /* Before the engine: a signal during start-up or the self-check is
-     * kept and acted on as soon as the service is up. */
-    if (setup_signals(&err) < 0) {
-        log_error("signals", err.msg);
-        return 1;
-    }
     struct cj_environments_options environments_options = {
         .config = config,
         .disabled = o->without,
@@ -331,6 +326,12 @@ int main(int argc, char **argv)
         return 2;
     }
     cj_error err = {0};
+    /* First: a signal during start-up (a SIGHUP too, whose default would
+     * kill) is kept and acted on as soon as the service is up. */
+    if (setup_signals(&err) < 0) {
+        log_error("signals", err.msg);
+        return 1;
+    }
     struct cj_config config;
     if (load_config(&o, &config, &err) < 0) {
         log_error("config", err.msg);

@@ -22,7 +22,6 @@
 #include "protocol.h"
 #include "supervisor.h"
 
-#define DEFAULT_UID_BASE    2000000000u
 #define DEFAULT_TMP_SIZE    (16ull << 20)
 #define DEFAULT_UPLOAD_SIZE (16ull << 20)
 /* A sandbox that takes longer than this to come up is broken, not slow. */
@@ -118,6 +117,11 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
     if (helper_path(config, path, sizeof path, err) < 0)
         return -1;
 
+    uint32_t uid_base = config->uid_base ? config->uid_base : CJ_DEFAULT_UID_BASE;
+    /* (uid_t)-1 is never an id, and a base that wrapped would map host ids. */
+    if ((uint64_t)uid_base + CJ_ENGINE_UIDS > UINT32_MAX - 1)
+        return cj_fail(err, ERANGE, "uid_base %u leaves no room for %u outer ids", uid_base,
+                       CJ_ENGINE_UIDS);
     struct cj_helper_config hc = {
         .version = CJ_PROTOCOL_VERSION,
         .warm = config->warm,
@@ -159,7 +163,7 @@ int cj_engine_start(const struct cj_engine_config *config, struct cj_engine **en
         }
         /* Sandboxes of both lanes run at once: each lane's outer ids are
          * its own, so that no two sandboxes ever share one (and NPROC). */
-        hc.uid_base = (config->uid_base ? config->uid_base : DEFAULT_UID_BASE) + i * CJ_LANE_UIDS;
+        hc.uid_base = uid_base + i * CJ_LANE_UIDS;
         struct cj_lane_config lc = {
             .name = lane_names[i],
             .helper_path = path,

@@ -26,8 +26,9 @@
 
 /* Outer ids of one lane when root: the inits' id and one per concurrent
  * sandbox; an engine uses CJ_ENGINE_UIDS ids from its uid_base. */
-#define CJ_LANE_UIDS   1025u
-#define CJ_ENGINE_UIDS (2u * CJ_LANE_UIDS)
+#define CJ_DEFAULT_UID_BASE 2000000000u
+#define CJ_LANE_UIDS        1025u
+#define CJ_ENGINE_UIDS      (2u * CJ_LANE_UIDS)
 
 #define CJ_STDOUT_CAP_DEFAULT (8u << 20)  /* the globals the code leaves behind */
 #define CJ_STDERR_CAP_DEFAULT (64u << 10) /* a traceback, or the start of a flood */

@@ -429,6 +429,8 @@ static int apply_environments(const struct loader *l, const json_t *object, stru
         const json_t *v;
         json_object_foreach((json_t *)value, key, v)
         {
+            if (key[0] == '_')
+                continue; /* a comment, as at the top level */
             char key_path[200];
             snprintf(key_path, sizeof key_path, "%s.%.32s", path, key);
             int rc = apply_environment_key(l, key, key_path, v, e);
@@ -477,8 +479,10 @@ static int apply_routes(const struct loader *l, const json_t *object, struct cj_
         snprintf(path, sizeof path, "context_environments[\"%.128s\"]", pattern);
         size_t len = strlen(pattern);
         const char *star = strchr(pattern, '*');
-        if (!len || (star && star != pattern + len - 1))
-            return fail(l, path, "expected a context, or a prefix followed by one '*' at the end");
+        if (!len || (star && (star != pattern + len - 1 || len == 1)))
+            return fail(l, path,
+                        "expected a context, or a prefix (not empty) followed by one '*' at "
+                        "the end");
         if (!json_is_string(value))
             return expected(l, path, "an environment name", value);
         size_t env = 0;
@@ -559,8 +563,10 @@ static int apply_key(const struct loader *l, const char *key, const json_t *v, s
         return 0;
     }
     if (strcmp(key, "uid_base") == 0) {
-        /* (uid_t)-1 means "no change" to the id calls, never an id. */
-        if (get_uint(l, key, v, 0, UINT32_MAX - 1, &n) < 0)
+        /* Every block of outer ids ends below (uid_t)-1, which means "no
+         * change" to the id calls, never an id. */
+        if (get_uint(l, key, v, 0, UINT32_MAX - 1 - (uint64_t)CJ_UID_BLOCKS * CJ_ENGINE_UIDS, &n) <
+            0)
             return -1;
         c->uid_base = (uint32_t)n;
         return 0;

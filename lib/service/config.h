@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "error.h"
 #include "exec_limits.h"
 #include "layers.h"
@@ -57,6 +58,12 @@ struct cj_context_route {
 
 #define CJ_ENVIRONMENT_NAME_MAX 32
 #define CJ_ENVIRONMENTS_MAX     16
+/* Blocks of CJ_ENGINE_UIDS outer ids from uid_base: the daemon's (twice its
+ * environments: while a reload's new ones start, the old ones drain), then
+ * one for `codejail check`. */
+#define CJ_DAEMON_UID_BLOCKS (2 * CJ_ENVIRONMENTS_MAX)
+#define CJ_CHECK_UID_BLOCK   CJ_DAEMON_UID_BLOCKS
+#define CJ_UID_BLOCKS        (CJ_DAEMON_UID_BLOCKS + 1)
 
 struct cj_config {
     enum cj_profile profile;

@@ -13,10 +13,6 @@
 #include "jsonstr.h"
 #include "metrics.h"
 
-#define DEFAULT_UID_BASE 2000000000u
-/* A reload starts the new environments before the old ones drain, so ids
- * for twice the largest set. */
-#define UID_BLOCKS (2 * CJ_ENVIRONMENTS_MAX)
 /* The supervisor's loop goes round every second; one that has not for this
  * long is stuck. */
 #define STUCK_AFTER_S 30
@@ -52,9 +48,9 @@ struct cj_environments {
     pthread_cond_t wake;  /* an environment retired, or the reaper must stop */
     struct generation current;
     struct cj_environment *retired; /* waiting for their last request */
-    bool block_taken[UID_BLOCKS];
+    bool block_taken[CJ_DAEMON_UID_BLOCKS];
     bool stopping;
-    unsigned long reloads[2]; /* failed, succeeded */
+    unsigned long reloads[2]; /* refused, applied */
     double last_reload;       /* wall-clock seconds, 0: never */
     char reload_error[256];   /* the latest reload's, "" when it succeeded */
 };
@@ -91,19 +87,17 @@ static void free_config(struct cj_environment_config *c)
 
 static int take_block(struct cj_environments *set, unsigned *block, cj_error *err)
 {
-    uint64_t base =
-        set->options.config->uid_base ? set->options.config->uid_base : DEFAULT_UID_BASE;
     pthread_mutex_lock(&set->lock);
     unsigned b = 0;
-    while (b < UID_BLOCKS && set->block_taken[b])
+    while (b < CJ_DAEMON_UID_BLOCKS && set->block_taken[b])
         b++;
-    bool fits = b < UID_BLOCKS && base + (uint64_t)(b + 1) * CJ_ENGINE_UIDS <= UINT32_MAX - 1;
-    if (fits)
+    bool free_block = b < CJ_DAEMON_UID_BLOCKS;
+    if (free_block)
         set->block_taken[b] = true;
     pthread_mutex_unlock(&set->lock);
-    if (!fits)
-        return cj_fail(err, ERANGE, "no outer ids left for another environment (uid_base %llu)",
-                       (unsigned long long)base);
+    /* Only while more than half the blocks belong to environments that drain. */
+    if (!free_block)
+        return cj_fail(err, EBUSY, "no block of outer ids free for another environment yet");
     *block = b;
     return 0;
 }
@@ -149,7 +143,7 @@ void cj_environment_engine_config(const struct cj_config *config,
                                   const struct cj_environment_config *environment, unsigned block,
                                   struct cj_engine_config *engine)
 {
-    uint32_t base = config->uid_base ? config->uid_base : DEFAULT_UID_BASE;
+    uint32_t base = config->uid_base ? config->uid_base : CJ_DEFAULT_UID_BASE;
     *engine = (struct cj_engine_config){
         .env_dir = environment->env_dir,
         .warm = environment->warm,
@@ -294,11 +288,14 @@ static void *reaper_main(void *arg)
         if (idle) {
             *link = idle->next_retired;
             pthread_mutex_unlock(&set->lock);
+            char name[CJ_ENVIRONMENT_NAME_MAX + 1];
+            snprintf(name, sizeof name, "%s", idle->config.name);
+            environment_free(idle);
+            /* Once its helpers and sandboxes are gone. */
             struct cj_log_line line;
             cj_log_begin(&line, "info", "environment_stopped");
-            cj_log_str(&line, "environment", idle->config.name);
+            cj_log_str(&line, "environment", name);
             cj_log_end(&line);
-            environment_free(idle);
             pthread_mutex_lock(&set->lock);
             continue;
         }
@@ -350,9 +347,12 @@ static int build(struct cj_environments *set, const struct generation *reuse,
 {
     for (size_t i = 0; i < config->n_environments; i++) {
         const struct cj_environment_config *ec = &config->environments[i];
+        /* One that did not start or does not pass its check is started
+         * again: the operator may have repaired its root. */
         struct cj_environment *same = NULL;
         for (size_t j = 0; reuse && j < reuse->n && !same; j++)
-            if (cj_environment_config_equal(&reuse->envs[j]->config, ec))
+            if (cj_environment_config_equal(&reuse->envs[j]->config, ec) &&
+                cj_environment_allowed(reuse->envs[j]))
                 same = reuse->envs[j];
         if (same) {
             pthread_mutex_lock(&set->lock);
@@ -421,18 +421,13 @@ int cj_environments_start(const struct cj_environments_options *options,
     return 0;
 }
 
-static void note_reload(struct cj_environments *set, const char *error)
-{
-    pthread_mutex_lock(&set->lock);
-    set->reloads[!error[0]]++;
-    set->last_reload = wall_s();
-    snprintf(set->reload_error, sizeof set->reload_error, "%.255s", error);
-    pthread_mutex_unlock(&set->lock);
-}
-
 void cj_environments_refused(struct cj_environments *set, const char *why)
 {
-    note_reload(set, why[0] ? why : "refused");
+    pthread_mutex_lock(&set->lock);
+    set->reloads[0]++;
+    set->last_reload = wall_s();
+    snprintf(set->reload_error, sizeof set->reload_error, "%.255s", why[0] ? why : "refused");
+    pthread_mutex_unlock(&set->lock);
 }
 
 int cj_environments_reload(struct cj_environments *set, struct cj_config *config, cj_error *err)
@@ -445,11 +440,13 @@ int cj_environments_reload(struct cj_environments *set, struct cj_config *config
         cj_environments_refused(set, err->msg);
         return -1;
     }
-    note_reload(set, "");
     next.owns_config = true;
     pthread_mutex_lock(&set->lock);
     struct generation old = set->current;
     set->current = next;
+    set->reloads[1]++;
+    set->last_reload = wall_s();
+    set->reload_error[0] = '\0';
     for (size_t i = 0; i < old.n; i++)
         let_go(old.envs[i]);
     pthread_cond_signal(&set->wake);
@@ -554,24 +551,37 @@ int cj_environments_readiness(struct cj_environments *set, struct cj_buf *body, 
     struct cj_buf members[CJ_ENVIRONMENTS_MAX];
     bool env_ready[CJ_ENVIRONMENTS_MAX];
     int rc = 0;
-    *ready = n > 0;
     for (size_t i = 0; i < n; i++) {
         cj_buf_init(&members[i], 0);
         rc |= cj_health_readiness(envs[i]->health, &members[i], &env_ready[i]);
-        *ready &= env_ready[i];
+        if (!members[i].data)
+            rc = -1;
     }
-    /* The default environment is always the first. */
-    rc |= cj_buf_printf(body, "{\"status\": \"%s\", %s, \"environments\": {",
-                        *ready ? "OK" : "UNAVAILABLE", n ? members[0].data : "");
-    for (size_t i = 0; i < n; i++) {
-        rc |= cj_buf_append_str(body, i ? ", " : "");
-        rc |= cj_json_append_string(body, envs[i]->config.name, strlen(envs[i]->config.name));
-        rc |= cj_buf_printf(body, ": {\"status\": \"%s\", %s}", env_ready[i] ? "OK" : "UNAVAILABLE",
-                            members[i].data);
+    /* The default environment is always the first. It alone decides: every
+     * replica has the same environments, so one that fails everywhere (a
+     * trial root that does not import) would otherwise take every course
+     * down, where it only refuses its own. */
+    *ready = n > 0 && env_ready[0];
+    if (rc == 0) {
+        rc |= cj_buf_printf(body, "{\"status\": \"%s\", %s, \"environments\": {",
+                            *ready ? "OK" : "UNAVAILABLE", members[0].data);
+        for (size_t i = 0; i < n; i++) {
+            rc |= cj_buf_append_str(body, i ? ", " : "");
+            rc |= cj_json_append_string(body, envs[i]->config.name, strlen(envs[i]->config.name));
+            rc |= cj_buf_printf(body, ": {\"status\": \"%s\", %s}",
+                                env_ready[i] ? "OK" : "UNAVAILABLE", members[i].data);
+        }
+        rc |= cj_buf_append_str(body, "}, \"unavailable_environments\": [");
+        for (size_t i = 0, listed = 0; i < n; i++) {
+            if (env_ready[i])
+                continue;
+            rc |= cj_buf_append_str(body, listed++ ? ", " : "");
+            rc |= cj_json_append_string(body, envs[i]->config.name, strlen(envs[i]->config.name));
+        }
+        rc |= cj_buf_append_str(body, "], ");
+        rc |= render_reload(set, body);
+        rc |= cj_buf_append_str(body, "}");
     }
-    rc |= cj_buf_append_str(body, "}, ");
-    rc |= render_reload(set, body);
-    rc |= cj_buf_append_str(body, "}");
     for (size_t i = 0; i < n; i++)
         cj_buf_free(&members[i]);
     release_all(envs, n);

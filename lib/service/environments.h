@@ -81,10 +81,13 @@ int cj_environment_execute(struct cj_environment *environment,
                            const struct cj_exec_request *request, struct cj_exec_result *result,
                            cj_error *err);
 
-/* Readiness: 200 only while every environment passes its check and every
- * lane of each can serve. The body is the default environment's report at
- * the top level (as before there were several), "environments" with each
- * environment's, and "reload" with the latest reload's outcome. */
+/* Readiness: 200 while the default environment passes its check and every
+ * lane of it can serve. Another environment that cannot serve refuses only
+ * its own courses and is named in "unavailable_environments" (and
+ * codejail_environment_ready) rather than taking every course out of
+ * service. The body is the default environment's report at the top level
+ * (as before there were several), "environments" with each environment's,
+ * and "reload" with the latest reload's outcome. */
 int cj_environments_readiness(struct cj_environments *environments, struct cj_buf *body,
                               bool *ready);
 /* Liveness: 200 while every environment's supervisor goes round. */

@@ -147,7 +147,10 @@ static int header(struct cj_buf *out, const char *name, const char *type, const 
 
 static int gauge(struct cj_buf *out, const char *name, const char *help, unsigned long long value)
 {
-    return header(out, name, "gauge", help) | cj_buf_printf(out, "%s %llu\n", name, value);
+    /* One statement per write: the operands of | are evaluated in no set order. */
+    int rc = header(out, name, "gauge", help);
+    rc |= cj_buf_printf(out, "%s %llu\n", name, value);
+    return rc;
 }
 
 static int render_histogram(struct cj_buf *out, const char *name, const char *help,
@@ -164,11 +167,24 @@ static int render_histogram(struct cj_buf *out, const char *name, const char *he
     return rc;
 }
 
-/* `name{environment="env"` and the labels that follow, if any. */
+/* `name{environment="env"` and, when more labels follow, a comma. */
 static int series(struct cj_buf *out, const char *name, const char *env, bool more)
 {
-    return cj_buf_printf(out, "%s{environment=\"", name) | label(out, env) |
-           cj_buf_append_str(out, more ? "\"," : "\"}");
+    int rc = cj_buf_printf(out, "%s{environment=\"", name);
+    rc |= label(out, env);
+    rc |= cj_buf_append_str(out, more ? "\"," : "\"}");
+    return rc;
+}
+
+/* name{environment="env",key="value"} */
+static int series_with(struct cj_buf *out, const char *name, const char *env, const char *key,
+                       const char *value)
+{
+    int rc = series(out, name, env, true);
+    rc |= cj_buf_printf(out, "%s=\"", key);
+    rc |= label(out, value);
+    rc |= cj_buf_append_str(out, "\"");
+    return rc;
 }
 
 int cj_metrics_render_environments(const struct cj_metrics_environment *envs, size_t n,
@@ -178,49 +194,55 @@ int cj_metrics_render_environments(const struct cj_metrics_environment *envs, si
                                                  CJ_LAYER_FAILED, CJ_LAYER_DISABLED};
     int rc =
         header(out, "codejail_pool_ready", "gauge", "Pre-started sandboxes waiting for a request.");
-    for (size_t e = 0; e < n; e++)
-        rc |= series(out, "codejail_pool_ready", envs[e].name, false) |
-              cj_buf_printf(out, " %u\n", envs[e].pool_ready);
+    for (size_t e = 0; e < n; e++) {
+        rc |= series(out, "codejail_pool_ready", envs[e].name, false);
+        rc |= cj_buf_printf(out, " %u\n", envs[e].pool_ready);
+    }
     rc |= header(out, "codejail_selfcheck_ok", "gauge", "1 when the latest safety check passed.");
-    for (size_t e = 0; e < n; e++)
-        rc |= series(out, "codejail_selfcheck_ok", envs[e].name, false) |
-              cj_buf_printf(out, " %d\n", envs[e].selfcheck->ok ? 1 : 0);
+    for (size_t e = 0; e < n; e++) {
+        rc |= series(out, "codejail_selfcheck_ok", envs[e].name, false);
+        rc |= cj_buf_printf(out, " %d\n", envs[e].selfcheck->ok ? 1 : 0);
+    }
     rc |= header(out, "codejail_selfcheck_check_passed", "gauge",
                  "1 when the start-up check passed, per check.");
     for (size_t e = 0; e < n; e++) {
         const struct cj_selfcheck *r = envs[e].selfcheck;
-        for (size_t i = 0; i < r->n_checks; i++)
-            rc |= series(out, "codejail_selfcheck_check_passed", envs[e].name, true) |
-                  cj_buf_append_str(out, "check=\"") | label(out, r->checks[i].name) |
-                  cj_buf_printf(out, "\"} %d\n", r->checks[i].passed ? 1 : 0);
+        for (size_t i = 0; i < r->n_checks; i++) {
+            rc |= series_with(out, "codejail_selfcheck_check_passed", envs[e].name, "check",
+                              r->checks[i].name);
+            rc |= cj_buf_printf(out, "} %d\n", r->checks[i].passed ? 1 : 0);
+        }
     }
     rc |= header(out, "codejail_module_importable", "gauge",
                  "1 when the module imports in the sandbox (Open edX set and required).");
     for (size_t e = 0; e < n; e++) {
         const struct cj_selfcheck *r = envs[e].selfcheck;
-        for (size_t i = 0; r->env_checked && i < r->env.n_modules; i++)
-            rc |= series(out, "codejail_module_importable", envs[e].name, true) |
-                  cj_buf_append_str(out, "module=\"") | label(out, r->env.modules[i].name) |
-                  cj_buf_printf(out, "\",required=\"%s\"} %d\n",
+        for (size_t i = 0; r->env_checked && i < r->env.n_modules; i++) {
+            rc |= series_with(out, "codejail_module_importable", envs[e].name, "module",
+                              r->env.modules[i].name);
+            rc |= cj_buf_printf(out, ",required=\"%s\"} %d\n",
                                 r->env.modules[i].required ? "true" : "false",
                                 r->env.modules[i].imports ? 1 : 0);
+        }
     }
     rc |= header(out, "codejail_layer_state", "gauge",
                  "1 for the state each sandbox layer is in on this host.");
     for (size_t e = 0; e < n; e++)
         for (int l = 0; l < CJ_LAYER_COUNT; l++)
-            for (size_t s = 0; s < sizeof states / sizeof states[0]; s++)
-                rc |= series(out, "codejail_layer_state", envs[e].name, true) |
-                      cj_buf_printf(out, "layer=\"%s\",state=\"%s\"} %d\n",
-                                    cj_layer_name((enum cj_layer)l), cj_layer_state_name(states[s]),
+            for (size_t s = 0; s < sizeof states / sizeof states[0]; s++) {
+                rc |= series_with(out, "codejail_layer_state", envs[e].name, "layer",
+                                  cj_layer_name((enum cj_layer)l));
+                rc |= cj_buf_printf(out, ",state=\"%s\"} %d\n", cj_layer_state_name(states[s]),
                                     envs[e].selfcheck->layers.state[l] == states[s] ? 1 : 0);
+            }
     rc |= header(out, "codejail_layer_ok", "gauge",
                  "1 when the layer's state satisfies the configuration.");
     for (size_t e = 0; e < n; e++)
-        for (int l = 0; l < CJ_LAYER_COUNT; l++)
-            rc |= series(out, "codejail_layer_ok", envs[e].name, true) |
-                  cj_buf_printf(out, "layer=\"%s\"} %d\n", cj_layer_name((enum cj_layer)l),
-                                envs[e].selfcheck->layer_ok[l] ? 1 : 0);
+        for (int l = 0; l < CJ_LAYER_COUNT; l++) {
+            rc |= series_with(out, "codejail_layer_ok", envs[e].name, "layer",
+                              cj_layer_name((enum cj_layer)l));
+            rc |= cj_buf_printf(out, "} %d\n", envs[e].selfcheck->layer_ok[l] ? 1 : 0);
+        }
     return rc ? -1 : 0;
 }
 

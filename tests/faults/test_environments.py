@@ -12,11 +12,19 @@ import threading
 
 import pytest
 
-from conftest import HELPER_TIMEOUT_S, wait_for
+from conftest import descendants, wait_for
 
 NEXT_ENV_DIR = os.environ.get("CODEJAIL_NEXT_ENV_DIR", "")
-pytestmark = pytest.mark.skipif(not os.path.isdir(NEXT_ENV_DIR),
-                                reason="CODEJAIL_NEXT_ENV_DIR is not a built environment")
+pytestmark = pytest.mark.skipif(not NEXT_ENV_DIR, reason="CODEJAIL_NEXT_ENV_DIR is not set")
+# Generous limits and helper deadline: these tests count every answer that is
+# not a success as lost, and a reload starts whole environments on a busy host.
+PATIENT = {"helper_timeout": 10, "limits": {"CPU": 5, "REALTIME": 30}}
+
+
+@pytest.fixture(autouse=True)
+def next_env_built():
+    assert os.path.isdir(os.path.join(NEXT_ENV_DIR, "usr")), \
+        f"CODEJAIL_NEXT_ENV_DIR={NEXT_ENV_DIR} is not a built environment"
 
 NEXT_COURSE = "course-v1:NextX+Physics+2026"
 DEFAULT_COURSE = "course-v1:OldX+Physics+2026"
@@ -31,14 +39,35 @@ except ImportError:
 """
 # Long enough to be running while a reload swaps the environments.
 SLOW_WHERE = "import time\ntime.sleep(0.3)\n" + WHERE
+# Whether the interpreter had yaml before the code (a pre-import), which
+# tells two generations of "next" apart.
+PRELOADED = "import sys\npreloaded = 'yaml' in sys.modules\n"
 
 
-def two_environments(pool_size=1, warm=True):
+def two_environments(preimport=None):
+    next_env = {"env_dir": NEXT_ENV_DIR, "pool_size": 1}
+    if preimport:
+        next_env["preimport"] = preimport
     return {
-        "environments": {"next": {"env_dir": NEXT_ENV_DIR, "pool_size": pool_size,
-                                  "warm": warm}},
+        **PATIENT,
+        "environments": {"next": next_env},
         "context_environments": {"course-v1:NextX+*": "next"},
     }
+
+
+def uid(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+
+
+def sandbox_uids(helper):
+    """The outer ids of a helper's pooled sandboxes (its launchers run as root)."""
+    return {u for u in map(uid, descendants(helper)) if u not in (None, 0)}
 
 
 def where(daemon, context, code=WHERE):
@@ -68,6 +97,16 @@ def test_course_chooses_environment(daemon):
     assert d.metric("codejail_environment_ready", environment="next") == 1
     assert d.metric("codejail_module_importable", environment="next", module="chem.chemcalc",
                     required="false") == 1
+    # Four helpers (two lanes in each environment), each with outer ids of its
+    # own: no id is shared by sandboxes of two lanes or two environments.
+    if os.geteuid() == 0:
+        helpers = wait_for("four helpers", lambda: len(d.helpers()) == 4 and d.helpers(), 60)
+        uids = wait_for("every helper has a pooled sandbox",
+                        lambda: all(map(sandbox_uids, helpers)) and
+                        [sandbox_uids(h) for h in helpers], 60)
+        for i, mine in enumerate(uids):
+            for theirs in uids[i + 1:]:
+                assert not mine & theirs, uids
     logged = [json.loads(line) for line in d.log.read_text().splitlines()
               if '"event": "request"' in line and '"/api/v0/code-exec"' in line]
     assert {(r["limit_overrides_context"], r["environment"]) for r in logged} >= {
@@ -133,8 +172,13 @@ def routed_to(load, course, environment, since):
         return any(c == course and r == environment for c, _, r, _ in load.answers[since:])
 
 
+def log_events(d, event, environment):
+    return [json.loads(line) for line in d.log.read_text().splitlines()
+            if f'"event": "{event}"' in line and f'"environment": "{environment}"' in line]
+
+
 def test_reload_under_load_loses_nothing(daemon):
-    d = daemon({})
+    d = daemon(PATIENT)
     helpers_before = len(d.helpers())
     with Load(d) as load:
         wait_for("load is flowing", lambda: load.count() >= 6, 60)
@@ -145,23 +189,37 @@ def test_reload_under_load_loses_nothing(daemon):
         wait_for("the course runs in next",
                  lambda: routed_to(load, NEXT_COURSE, "next", mark), 60)
 
-        # Changed: a new "next" starts, the old one drains and stops.
-        reload(d, two_environments(pool_size=2, warm=False))
-        mark = load.count()
-        wait_for("the changed next serves", lambda: routed_to(load, NEXT_COURSE, "next", mark), 60)
-        wait_for("the old next stopped",
-                 lambda: '"environment_stopped", "environment": "next"' in d.log.read_text(), 60)
+        # Changed: a new "next" (yaml pre-imported) starts while a long
+        # request runs in the old one (yaml not pre-imported), which drains:
+        # the request is answered from the old "next", and only then does
+        # the old one stop. The request is sent at once; the switch comes
+        # only once the new environment has started and passed its check.
+        long_answer = []
+        long_request = threading.Thread(target=lambda: long_answer.append(
+            d.execute(PRELOADED + "import time\ntime.sleep(12)\n" + WHERE, context=NEXT_COURSE)))
+        long_request.start()
+        reload(d, two_environments(preimport="yaml"))
+        assert long_request.is_alive(), "the reload outlasted the long request: nothing drained"
+        assert log_events(d, "environment_stopped", "next") == []
+        long_request.join(timeout=60)
+        status, body = long_answer[0]
+        globals_dict = json.loads(body)["globals_dict"]
+        assert status == 200 and globals_dict["where"] == "next", body[:500]
+        assert globals_dict["preloaded"] is False, "the long request ran in the new next"
+        wait_for("the old next stopped", lambda: log_events(d, "environment_stopped", "next"), 60)
+        assert len(log_events(d, "environment_started", "next")) == 2
+        status, body = d.execute(PRELOADED + WHERE, context=NEXT_COURSE)
+        assert json.loads(body)["globals_dict"] == {"preloaded": True, "where": "next"}, body[:500]
 
         # Removed: the course is back on default.
-        reload(d, {})
+        reload(d, PATIENT)
         mark = load.count()
         wait_for("the course runs in default again",
                  lambda: routed_to(load, NEXT_COURSE, "default", mark + 6), 60)
     assert load.failures == [], load.failures[:5]
     assert load.count() > 20
     # Only the default's helpers are left.
-    wait_for("next's helpers are gone", lambda: len(d.helpers()) == helpers_before,
-             HELPER_TIMEOUT_S * 10)
+    wait_for("next's helpers are gone", lambda: len(d.helpers()) == helpers_before, 60)
     d.stop()
 
 
@@ -184,8 +242,8 @@ def test_refused_reload_changes_nothing(daemon, tmp_path):
 
 def test_failed_environment_refuses_only_its_courses(daemon, tmp_path):
     """At start there is nothing to fall back to: an environment that does
-    not start is kept, its courses are refused as unsafe, and readiness says
-    so; the default's courses still run."""
+    not start is kept, its courses are refused as unsafe, health and metrics
+    say so, and the default's courses still run."""
     config = two_environments()
     config["environments"]["next"]["env_dir"] = str(tmp_path / "missing")
     d = daemon(config, ready=False)
@@ -195,10 +253,14 @@ def test_failed_environment_refuses_only_its_courses(daemon, tmp_path):
             return d.health()
         except OSError:  # not listening yet
             return None
-    status, health = wait_for("health answers", answers, 90)
-    assert status == 503
+    # The default environment alone decides readiness.
+    status, health = wait_for("health answers 200", lambda: (answers() or [0])[0] == 200 and
+                              answers(), 90)
+    assert health["status"] == "OK"
     assert health["environments"]["next"]["status"] == "UNAVAILABLE"
     assert health["environments"]["default"]["status"] == "OK"
+    assert health["unavailable_environments"] == ["next"]
+    assert d.metric("codejail_environment_ready", environment="next") == 0
     status, body = d.execute(WHERE, context=NEXT_COURSE)
     assert status == 500
     assert json.loads(body) == {"error": "Codejail service is not correctly configured"}
